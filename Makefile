@@ -1,0 +1,50 @@
+# The two set-up commands of the README, plus bench. Everything real is in CMakeLists.txt.
+#   make demo   install what is missing, build, run the pipeline on embedded defaults
+#   make test   install what is missing, build (ASan+UBSan), run every test through ctest
+#   make bench  build without sanitizers, print the benchmark figures
+SHELL := /bin/bash
+JOBS ?= $(shell nproc)
+BUILD ?= build
+BENCH_BUILD ?= build-bench
+
+# Debian packages the build, the tests and the demo need.
+PKGS := build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler \
+        liblmdb-dev libuv1-dev libcmocka-dev libjansson-dev libsodium-dev libhttp-parser-dev \
+        python3 python3-zmq python3-protobuf protobuf-compiler
+# Packages only some tests need (browser, metrics and PDF checks); installed by make test.
+TEST_PKGS := prometheus chromium poppler-utils
+
+.PHONY: all deps test-deps build test demo bench clean format
+
+all: build
+
+deps:
+	@scripts/install-deps.sh $(PKGS)
+
+test-deps:
+	@scripts/install-deps.sh $(PKGS) $(TEST_PKGS)
+
+$(BUILD)/CMakeCache.txt:
+	cmake -S . -B $(BUILD) -DAIDSTAT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+
+build: $(BUILD)/CMakeCache.txt
+	cmake --build $(BUILD) -j $(JOBS)
+
+test: test-deps
+	$(MAKE) build
+	cd $(BUILD) && ctest --verbose --timeout 300 -j 2
+
+demo: deps
+	$(MAKE) build
+	scripts/demo.sh $(BUILD)/bin
+
+bench: deps
+	cmake -S . -B $(BENCH_BUILD) -DAIDSTAT_SANITIZE=OFF -DCMAKE_BUILD_TYPE=Release
+	cmake --build $(BENCH_BUILD) -j $(JOBS)
+	scripts/bench.sh $(BENCH_BUILD)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(BENCH_BUILD) var/demo

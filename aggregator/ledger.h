@@ -1,0 +1,193 @@
+/* ledger: the provincial ledger in LMDB — dedup of event ids, the gap-free event log, totals at
+ * the finest grain, distinct sets with reference counts, corrections and retractions,
+ * per-collector state — written in group-commit transactions, read without blocking the writer. */
+#ifndef AS_LEDGER_H
+#define AS_LEDGER_H
+
+#include "event.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef struct as_ledger_s as_ledger_t;
+
+/* ---- opening ---------------------------------------------------------------------------------- */
+
+typedef struct {
+    size_t initial_map_bytes; /* 0: 64 MiB; the map grows by itself before it is full */
+    bool no_sync;             /* true only for tests that do not need durability */
+} as_ledger_opts_t;
+
+/* Opens (creating if needed) the ledger in directory dir (created if missing). opts may be NULL.
+ * Returns the ledger or NULL with *err set (AS_E_DB, -errno). Caller owns it. */
+as_ledger_t *as_ledger_new(const char *dir, const as_ledger_opts_t *opts, int *err);
+
+/* Closes the ledger (aborting any open write transaction); safe on NULL and twice. */
+void as_ledger_destroy(as_ledger_t **self_p);
+
+/* ---- writing: one transaction per group of events (group commit) --------------------------- */
+
+typedef enum {
+    AS_RESULT_ACCEPTED = 1,  /* applied; seq is its event-log sequence */
+    AS_RESULT_DUPLICATE = 2, /* id already in the ledger: success for the sender */
+    AS_RESULT_REJECTED = 3,  /* not applied: reject/reason say why */
+} as_result_code_t;
+
+typedef enum {
+    AS_REJECT_NONE = 0,
+    AS_REJECT_INVALID = 1,
+    AS_REJECT_WRONG_COUNTY = 2,
+    AS_REJECT_RETRACT_NOT_LIVE = 3,
+    AS_REJECT_MALFORMED = 4,
+} as_reject_code_t;
+
+typedef struct {
+    uint8_t code;       /* as_result_code_t */
+    uint8_t reject;     /* as_reject_code_t */
+    uint64_t seq;       /* event-log sequence when accepted (else 0) */
+    char reason[200];   /* "中文 / English" when rejected */
+} as_apply_result_t;
+
+/* What the collector told us, kept per collector in the ledger in the same transaction. */
+typedef struct {
+    char collector_id[64];
+    uint32_t county;
+    uint64_t last_batch_seq;  /* newest batch sequence committed */
+    uint64_t backlog;         /* from its last heartbeat */
+    uint64_t last_heard_ms;
+    char version[32];
+} as_collector_state_t;
+
+/* Starts the write transaction of a group. Returns 0, AS_E_STATE if one is open, AS_E_DB. */
+int as_ledger_begin(as_ledger_t *l);
+
+/* Applies one (already validated) event inside the open transaction:
+ *  - an id already in the ledger (or earlier in this group) → DUPLICATE, nothing changes;
+ *  - a retraction (retract && has_correction): the target must be live, else REJECTED with
+ *    AS_REJECT_RETRACT_NOT_LIVE; the target's contribution leaves the totals and distinct sets;
+ *  - a correction (has_correction): a live target's contribution is replaced by this event's
+ *    (totals move by the difference); a target that is not live makes it a new event flagged
+ *    AS_FLAG_CORRECTION_TARGET_MISSING;
+ *  - otherwise a new event: totals and distinct sets grow.
+ * Accepted events get the next gap-free sequence number and go to the event log (ev->flags as
+ * finally set). Returns 0 (see *res) or a negative error, after which the group must be aborted. */
+int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res);
+
+/* Records a collector's state in the open transaction (counts of accepted/duplicate/rejected are
+ * kept by the ledger itself from as_ledger_apply calls made after as_ledger_set_source). */
+int as_ledger_put_collector(as_ledger_t *l, const as_collector_state_t *st);
+
+/* Names the collector that the following as_ledger_apply calls come from (for its counters);
+ * NULL for none. */
+void as_ledger_set_source(as_ledger_t *l, const char *collector_id);
+
+typedef struct {
+    uint64_t first_seq;   /* first sequence accepted in this group, 0 if none */
+    uint64_t last_seq;    /* newest sequence in the log after the commit */
+    size_t accepted, duplicates, rejected;
+    uint64_t commit_us;   /* how long mdb_txn_commit took */
+} as_commit_info_t;
+
+/* Writes the summed deltas and commits durably. Only after this returns 0 may results be
+ * acknowledged. On failure the group is aborted and nothing of it is in the ledger. */
+int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info);
+
+/* Drops the open transaction, if any. */
+void as_ledger_abort(as_ledger_t *l);
+
+/* ---- reading: each call uses its own read transaction (never waits for the writer) -------- */
+
+typedef struct {
+    uint64_t activities;
+    uint64_t organisations;     /* distinct */
+    uint64_t beneficiaries;
+    uint64_t registered_poor;
+    int64_t funds_fen;
+    int64_t goods_fen;
+    uint64_t volunteers;
+    uint64_t volunteer_tenths;
+    uint64_t social_workers;
+    uint64_t persons_lifted;
+    uint64_t jobs;
+    uint64_t trainees;
+    int64_t income_fen;
+    uint64_t villages;          /* distinct */
+    uint64_t deep_villages;     /* distinct */
+    uint64_t counties;          /* distinct */
+} as_measures_t;
+
+typedef enum {
+    AS_DIM_PROVINCE = 0,
+    AS_DIM_CITY,
+    AS_DIM_COUNTY,
+    AS_DIM_AREA,
+    AS_DIM_SUPERVISOR,
+    AS_DIM_ORG,
+    AS_DIM_MONTH,
+    AS_DIM_GROUP,    /* beneficiary group */
+    AS_DIM_FUNDING,  /* funding source */
+    AS_DIM_PROJECT,
+    AS_DIM_POVERTY,  /* inside / outside the 25 former poverty counties */
+    AS_DIM_COUNT
+} as_dim_t;
+
+/* "province" … "poverty" ↔ as_dim_t; parse returns -1 for an unknown name. */
+const char *as_dim_name(as_dim_t d);
+int as_dim_parse(const char *name);
+
+typedef struct {
+    uint32_t county;      /* 0: whole province; a county code; or a city code (e.g. 360700) */
+    int32_t supervisor;   /* -1: any; else a supervisor id (0 = unregistered / unknown) */
+} as_filter_t;
+
+typedef struct {
+    char key[24];         /* "360730", "2026-03", "education", credit code, supervisor id ... */
+    char name[96];        /* human name: 宁都县, 教育扶贫, organisation or unit name ... */
+    as_measures_t m;
+} as_totals_row_t;
+
+/* Totals of year grouped by `by`, restricted by filter (NULL: none): rows sorted by key, and the
+ * total over them (distinct measures are distinct over the whole filter, not summed). *rows is
+ * the caller's to free(). Reads totals and distinct sets only, never the event log. */
+int as_ledger_totals(as_ledger_t *l, uint32_t year, as_dim_t by, const as_filter_t *filter,
+                     as_totals_row_t **rows, size_t *nrows, as_measures_t *total);
+
+/* One event-log entry. */
+typedef struct {
+    uint64_t seq;
+    uint64_t commit_ms;   /* Unix ms of the commit that accepted it */
+    as_event_t ev;        /* flags as accepted; correction_of/retract tell the kind */
+} as_log_entry_t;
+
+typedef int (*as_log_cb)(void *ctx, const as_log_entry_t *entry, const uint8_t *pb,
+                         size_t pb_len);
+
+/* Calls cb for events with seq >= from (in order), whose county code starts with the decimal
+ * prefix county_prefix ("" or NULL: all), until `limit` were delivered or the log ends; pb/pb_len
+ * is the stored protobuf Event. Stops early when cb returns non-zero. *next is the sequence to
+ * continue from; *last the newest sequence in the log. */
+int as_ledger_replay(as_ledger_t *l, uint64_t from, size_t limit, const char *county_prefix,
+                     as_log_cb cb, void *ctx, uint64_t *next, uint64_t *last);
+
+/* Newest sequence number in the event log (0 when empty). */
+uint64_t as_ledger_last_seq(as_ledger_t *l);
+
+typedef struct {
+    as_collector_state_t st;
+    uint64_t accepted, duplicates, rejected;
+} as_collector_info_t;
+
+/* Every collector the ledger knows; *out is the caller's to free(). */
+int as_ledger_collectors(as_ledger_t *l, as_collector_info_t **out, size_t *n);
+
+/* Looks up one collector's stored state (AS_E_NOTFOUND when unknown). */
+int as_ledger_collector(as_ledger_t *l, const char *collector_id, as_collector_info_t *out);
+
+/* Hot, compacted copy of the LMDB environment into directory dir (created if needed). */
+int as_ledger_backup(as_ledger_t *l, const char *dir);
+
+/* Size of the data file in bytes and the current map size. */
+int as_ledger_size(as_ledger_t *l, uint64_t *file_bytes, uint64_t *map_bytes);
+
+#endif

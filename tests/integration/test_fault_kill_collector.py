@@ -1,0 +1,45 @@
+#!/usr/bin/env python3
+# ctest-labels: integration fault
+"""kill -9 of a collector while it reads a file and while it sends: after a restart nothing is
+lost and nothing is counted twice."""
+import time
+
+from aidstat_testlib import (assert_totals_equal, expected_totals, gen_csv, live_rows, main,
+                             parse_rows, wait_for)
+
+YEAR = 2026
+COUNTY = 360730
+
+
+def test(c):
+    c.start_aggregator()
+    rows = []
+    # 1. killed while reading: drop a big file and kill at once
+    col = c.start_collector(COUNTY)
+    time.sleep(0.5)
+    text = gen_csv([COUNTY], 40000, YEAR, seed=21)
+    rows += parse_rows(text)
+    c.drop(COUNTY, "big.csv", text)
+    time.sleep(0.3)
+    col.kill9()
+    col = c.start_collector(COUNTY)
+    # 2. killed while sending: another file, kill after it was taken, several times
+    text2 = gen_csv([COUNTY], 30000, YEAR, seed=22)
+    rows += parse_rows(text2)
+    c.drop(COUNTY, "second.csv", text2)
+    for delay in (0.8, 0.4, 0.6):
+        time.sleep(delay)
+        col.kill9()
+        col = c.start_collector(COUNTY)
+    live = live_rows(rows)
+    for by in ("county", "month"):
+        exp = expected_totals(live, YEAR, by)
+        wait_for(lambda: assert_totals_equal(c.query_json(YEAR, by), exp, by) or True, 180,
+                 f"totals by {by}")
+    wait_for(lambda: all(x["backlog"] == 0 for x in c.status_json()["collectors"]), 30,
+             "backlog to drain")
+    assert c.status_json()["ledger_seq"] == len(live)
+
+
+if __name__ == "__main__":
+    main(test)

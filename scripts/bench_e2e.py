@@ -1,0 +1,99 @@
+#!/usr/bin/env python3
+"""End-to-end benchmark with the real daemons on loopback and durable commits.
+
+1. Throughput: K collectors each take N generated events into their outboxes while the
+   aggregator is down; then the aggregator starts and we time until every event is in the ledger.
+2. Acknowledgement latency at a fixed offered load (bench_ingest, 10,000 events/s by default).
+3. Peak RSS of each daemon (VmHWM), an idle collector's RSS and CPU, and the aggregator's RSS
+   after N and after 2N events (it should not grow with the events held).
+
+usage: bench_e2e.py BUILD_DIR [--collectors K] [--events N] [--rate R]
+"""
+import argparse
+import os
+import sys
+import time
+
+ap = argparse.ArgumentParser()
+ap.add_argument("build")
+ap.add_argument("--collectors", type=int, default=4)
+ap.add_argument("--events", type=int, default=250000)
+ap.add_argument("--rate", type=int, default=10000)
+args = ap.parse_args()
+os.environ["AS_BIN"] = os.path.join(os.path.abspath(args.build), "bin")
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
+from aidstat_testlib import Cluster, gen_csv, run, wait_for  # noqa: E402
+
+COUNTIES = [360730, 360733, 360731, 360732, 360781, 360734, 360735, 360726][: args.collectors]
+
+
+def proc_status(pid, field):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])  # kB
+    return 0
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ledger_seq(c):
+    return c.status_json()["ledger_seq"]
+
+
+c = Cluster("aidstat-bench")
+try:
+    # -- 1. throughput ----------------------------------------------------------------------
+    for county in COUNTIES:
+        c.start_collector(county)
+    t0 = time.monotonic()
+    for i, county in enumerate(COUNTIES):
+        c.drop(county, "bench.csv", gen_csv([county], args.events, 2026, seed=1000 + i,
+                                             extra=("--sorted",)))
+    total = args.events * len(COUNTIES)
+    wait_for(lambda: all(os.path.exists(os.path.join(c.done(x), "bench.csv")) for x in COUNTIES),
+             600, "collectors to take their files", interval=0.5)
+    took = time.monotonic() - t0
+    print(f"e2e: {len(COUNTIES)} collectors took {total} generated rows into their outboxes "
+          f"in {took:.1f} s ({total / took:,.0f} rows/s, incl. generation)")
+    t0 = time.monotonic()
+    c.start_aggregator(wait=False)
+    wait_for(lambda: ledger_seq(c) >= total, 900, "all events in the ledger", interval=0.05)
+    took = time.monotonic() - t0
+    print(f"e2e: {total} events delivered by {len(COUNTIES)} collectors to the ledger "
+          f"(durable group commits) in {took:.2f} s = {total / took:,.0f} events/s "
+          f"(incl. aggregator start)")
+    agg_pid = c.aggregator.proc.pid
+    rss_n = proc_status(agg_pid, "VmRSS")
+    for county, d in c.collectors.items():
+        print(f"e2e: collector {county} peak RSS {proc_status(d.proc.pid, 'VmHWM') / 1024:.1f} MiB")
+    print(f"e2e: aggregator peak RSS {proc_status(agg_pid, 'VmHWM') / 1024:.1f} MiB, "
+          f"RSS now {rss_n / 1024:.1f} MiB with {total} events held")
+
+    # -- 2. latency at a fixed offered load ---------------------------------------------------
+    out = run([os.path.join(os.path.abspath(args.build), "bench_ingest"), "--endpoint", c.ingest,
+               "--county", "360728", "--rate", str(args.rate), "--seconds", "10", "--batch", "100"],
+              check=False).stdout
+    print(out.strip())
+    # -- 3. RSS after twice the events, idle collector ----------------------------------------
+    for county in COUNTIES:
+        c.drop(county, "bench2.csv", gen_csv([county], args.events, 2026, seed=2000 + county,
+                                              extra=("--sorted",)))
+    before = ledger_seq(c)
+    wait_for(lambda: ledger_seq(c) >= before + total, 900, "second round", interval=0.2)
+    rss_2n = proc_status(agg_pid, "VmRSS")
+    print(f"e2e: aggregator RSS {rss_n / 1024:.1f} MiB with {total} events held, "
+          f"{rss_2n / 1024:.1f} MiB with {ledger_seq(c)} held")
+    idle = c.start_collector(360727)
+    time.sleep(3)
+    cpu0 = cpu_seconds(idle.proc.pid)
+    time.sleep(10)
+    cpu1 = cpu_seconds(idle.proc.pid)
+    print(f"e2e: idle collector RSS {proc_status(idle.proc.pid, 'VmRSS') / 1024:.1f} MiB, "
+          f"CPU {100 * (cpu1 - cpu0) / 10:.2f}% over 10 s")
+finally:
+    c.close()

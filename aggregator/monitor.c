@@ -1,0 +1,350 @@
+/* monitor: nil reports, reported months and flagged events in a small LMDB of their own. */
+#include "monitor.h"
+#include "division.h"
+#include "err.h"
+#include "log.h"
+#include "measures_json.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#define MAP_BYTES   ((size_t)1 << 30) /* sparse; flags are a few hundred bytes each */
+#define REPLAY_PAGE 4096
+
+struct as_monitor_s {
+    MDB_env *env;
+    MDB_dbi nil;    /* county(4) year(2) month(1) → "" */
+    MDB_dbi months; /* county(4) year(2) month(1) → uint64 events read from the log */
+    MDB_dbi flags;  /* seq(8, big-endian) → date(4) flags(4) JSON text */
+    MDB_dbi meta;   /* "seq" → uint64 newest event-log sequence read */
+    uint64_t seq;
+};
+
+static const char *s_flag_names[] = {"check_char_failed",
+                                     "unregistered",
+                                     "online_unqualified",
+                                     "outlier",
+                                     "correction_target_missing",
+                                     "duplicate_across_counties",
+                                     "amendment"};
+
+const char *as_flag_name(uint32_t bit)
+{
+    for (unsigned i = 0; i < sizeof s_flag_names / sizeof s_flag_names[0]; i++)
+        if (bit == (1u << i))
+            return s_flag_names[i];
+    return NULL;
+}
+
+static int s_db_err(const char *what, int rc)
+{
+    AS_ERROR("monitor", "%s: %s", what, mdb_strerror(rc));
+    return AS_E_DB;
+}
+
+static void s_cm_key(uint8_t k[7], uint32_t county, uint32_t year, uint32_t month)
+{
+    k[0] = (uint8_t)(county >> 24);
+    k[1] = (uint8_t)(county >> 16);
+    k[2] = (uint8_t)(county >> 8);
+    k[3] = (uint8_t)county;
+    k[4] = (uint8_t)(year >> 8);
+    k[5] = (uint8_t)year;
+    k[6] = (uint8_t)month;
+}
+
+as_monitor_t *as_monitor_new(const char *dir, bool no_sync, int *err)
+{
+    int rc;
+    MDB_txn *txn = NULL;
+    as_monitor_t *m = calloc(1, sizeof *m);
+    if (!m) {
+        *err = AS_E_NOMEM;
+        return NULL;
+    }
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        *err = -errno;
+        AS_ERROR("monitor", "cannot create %s: %s", dir, strerror(errno));
+        free(m);
+        return NULL;
+    }
+    *err = AS_E_DB;
+    if ((rc = mdb_env_create(&m->env)) != 0)
+        goto fail;
+    mdb_env_set_maxdbs(m->env, 8);
+    mdb_env_set_mapsize(m->env, MAP_BYTES);
+    if ((rc = mdb_env_open(m->env, dir, MDB_NOTLS | (no_sync ? MDB_NOSYNC : 0), 0640)) != 0)
+        goto fail;
+    if ((rc = mdb_txn_begin(m->env, NULL, 0, &txn)) != 0)
+        goto fail;
+    if ((rc = mdb_dbi_open(txn, "nil", MDB_CREATE, &m->nil)) != 0 ||
+        (rc = mdb_dbi_open(txn, "months", MDB_CREATE, &m->months)) != 0 ||
+        (rc = mdb_dbi_open(txn, "flags", MDB_CREATE, &m->flags)) != 0 ||
+        (rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &m->meta)) != 0)
+        goto fail;
+    MDB_val k = {3, "seq"}, v;
+    if (mdb_get(txn, m->meta, &k, &v) == 0 && v.mv_size == sizeof m->seq)
+        memcpy(&m->seq, v.mv_data, sizeof m->seq);
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        txn = NULL;
+        goto fail;
+    }
+    *err = 0;
+    return m;
+fail:
+    s_db_err(dir, rc);
+    if (txn)
+        mdb_txn_abort(txn);
+    if (m->env)
+        mdb_env_close(m->env);
+    free(m);
+    return NULL;
+}
+
+void as_monitor_destroy(as_monitor_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    mdb_env_close((*self_p)->env);
+    free(*self_p);
+    *self_p = NULL;
+}
+
+uint64_t as_monitor_seq(const as_monitor_t *m)
+{
+    return m->seq;
+}
+
+int as_monitor_put_nil(as_monitor_t *m, uint32_t county, uint32_t year, uint32_t month)
+{
+    if (month < 1 || month > 12 || year < 2000 || year > 2100 || !as_division_is_county(county))
+        return AS_E_INVALID;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(m->env, NULL, 0, &txn);
+    if (rc != 0)
+        return s_db_err("nil report", rc);
+    uint8_t kb[7];
+    s_cm_key(kb, county, year, month);
+    MDB_val k = {sizeof kb, kb}, v = {0, ""};
+    if ((rc = mdb_put(txn, m->nil, &k, &v, 0)) != 0) {
+        mdb_txn_abort(txn);
+        return s_db_err("nil report", rc);
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return s_db_err("nil report commit", rc);
+    return 0;
+}
+
+/* ---- following the event log ---------------------------------------------------------------- */
+
+typedef struct {
+    as_monitor_t *m;
+    MDB_txn *txn;
+    int rc;
+    uint64_t seq;
+} s_scan_t;
+
+static json_t *s_flag_list(uint32_t flags)
+{
+    json_t *a = json_array();
+    for (uint32_t bit = 1; a && bit && bit <= AS_FLAG_AMENDMENT; bit <<= 1)
+        if ((flags & bit) && as_flag_name(bit))
+            json_array_append_new(a, json_string(as_flag_name(bit)));
+    return a;
+}
+
+static int s_put_flag(s_scan_t *s, const as_log_entry_t *e)
+{
+    const as_event_t *ev = &e->ev;
+    char idhex[33], date[16];
+    as_id_to_hex(ev->id, idhex);
+    snprintf(date, sizeof date, "%04u-%02u-%02u", ev->date / 10000, ev->date / 100 % 100,
+             ev->date % 100);
+    const as_division_t *d = as_division_find(ev->county);
+    json_t *o = json_pack("{s:I,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:s}", "seq",
+                          (json_int_t)e->seq, "id", idhex, "event_id", ev->event_id, "county",
+                          (json_int_t)ev->county, "county_name", d ? d->name : "", "org_code",
+                          ev->org_code, "org_name", ev->org_name, "date", date, "flags",
+                          s_flag_list(ev->flags), "funds_fen", (json_int_t)ev->funds_fen,
+                          "beneficiaries", (json_int_t)ev->beneficiaries, "commit_ms",
+                          (json_int_t)e->commit_ms, "source_file", ev->source_file);
+    if (!o) /* e.g. a name that is not valid UTF-8: keep the flag, without the text */
+        o = json_pack("{s:I,s:s,s:I,s:o}", "seq", (json_int_t)e->seq, "id", idhex, "county",
+                      (json_int_t)ev->county, "flags", s_flag_list(ev->flags));
+    char *txt = o ? as_json_dumps(o) : NULL;
+    json_decref(o);
+    if (!txt)
+        return AS_E_NOMEM;
+    size_t n = strlen(txt);
+    uint8_t kb[8];
+    for (int i = 0; i < 8; i++)
+        kb[i] = (uint8_t)(e->seq >> (56 - 8 * i));
+    MDB_val k = {8, kb}, v = {8 + n, NULL};
+    int rc = mdb_put(s->txn, s->m->flags, &k, &v, MDB_RESERVE);
+    if (rc == 0) {
+        uint32_t hdr[2] = {ev->date, ev->flags};
+        memcpy(v.mv_data, hdr, 8);
+        memcpy((char *)v.mv_data + 8, txt, n);
+    }
+    free(txt);
+    return rc == 0 ? 0 : s_db_err("flag", rc);
+}
+
+static int s_scan_cb(void *ctx, const as_log_entry_t *e, const uint8_t *pb, size_t pb_len)
+{
+    s_scan_t *s = ctx;
+    const as_event_t *ev = &e->ev;
+    s->seq = e->seq;
+    if (ev->retract)
+        return 0;
+    uint8_t kb[7];
+    s_cm_key(kb, ev->county, ev->date / 10000, ev->date / 100 % 100);
+    MDB_val k = {sizeof kb, kb}, v;
+    uint64_t n = 0;
+    if (mdb_get(s->txn, s->m->months, &k, &v) == 0 && v.mv_size == sizeof n)
+        memcpy(&n, v.mv_data, sizeof n);
+    n++;
+    v.mv_size = sizeof n;
+    v.mv_data = &n;
+    int rc = mdb_put(s->txn, s->m->months, &k, &v, 0);
+    if (rc != 0) {
+        s->rc = s_db_err("months", rc);
+        return 1;
+    }
+    if (ev->flags && (s->rc = s_put_flag(s, e)) != 0)
+        return 1;
+    return 0;
+}
+
+int as_monitor_catch_up(as_monitor_t *m, as_ledger_t *l)
+{
+    uint64_t last = as_ledger_last_seq(l);
+    if (last <= m->seq)
+        return 0;
+    MDB_txn *txn;
+    int rc = mdb_txn_begin(m->env, NULL, 0, &txn);
+    if (rc != 0)
+        return s_db_err("catch up", rc);
+    s_scan_t s = {m, txn, 0, m->seq};
+    uint64_t from = m->seq + 1;
+    while (from <= last) {
+        uint64_t next = from;
+        rc = as_ledger_replay(l, from, REPLAY_PAGE, NULL, s_scan_cb, &s, &next, &last);
+        if (rc != 0 || s.rc != 0 || next <= from)
+            break;
+        from = next;
+    }
+    if (rc == 0)
+        rc = s.rc;
+    if (rc == 0) {
+        MDB_val k = {3, "seq"}, v = {sizeof s.seq, &s.seq};
+        if ((rc = mdb_put(txn, m->meta, &k, &v, 0)) != 0)
+            rc = s_db_err("catch up", rc);
+    }
+    if (rc != 0) {
+        mdb_txn_abort(txn);
+        return rc;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0)
+        return s_db_err("catch up commit", rc);
+    m->seq = s.seq;
+    return 0;
+}
+
+/* ---- answers -------------------------------------------------------------------------------- */
+
+json_t *as_monitor_completeness_json(as_monitor_t *m, uint32_t year, uint32_t today)
+{
+    MDB_txn *txn;
+    if (mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn) != 0)
+        return NULL;
+    uint32_t last_month = 12;
+    if (today / 10000 == year)
+        last_month = today / 100 % 100;
+    else if (today / 10000 < year)
+        last_month = 0;
+    json_t *o = json_object(), *months = json_array(), *counties = json_array();
+    uint64_t sum[3] = {0, 0, 0};
+    for (uint32_t mo = 1; mo <= 12; mo++) {
+        char buf[8];
+        snprintf(buf, sizeof buf, "%04u-%02u", year % 10000, mo);
+        json_array_append_new(months, json_string(buf));
+    }
+    size_t n = 0;
+    const as_division_t *c = as_division_counties(&n);
+    for (size_t i = 0; i < n; i++) {
+        json_t *cells = json_array();
+        uint64_t cnt[3] = {0, 0, 0};
+        for (uint32_t mo = 1; mo <= 12; mo++) {
+            uint8_t kb[7];
+            s_cm_key(kb, c[i].code, year, mo);
+            MDB_val k = {sizeof kb, kb}, v;
+            const char *state;
+            if (mdb_get(txn, m->months, &k, &v) == 0)
+                state = "reported", cnt[0]++;
+            else if (mdb_get(txn, m->nil, &k, &v) == 0)
+                state = "nil", cnt[1]++;
+            else if (mo > last_month)
+                state = "future";
+            else
+                state = "silent", cnt[2]++;
+            json_array_append_new(cells, json_string(state));
+        }
+        const as_division_t *city = as_division_find(c[i].parent);
+        char code[12], pcode[12];
+        snprintf(code, sizeof code, "%u", c[i].code);
+        snprintf(pcode, sizeof pcode, "%u", c[i].parent);
+        json_array_append_new(
+            counties,
+            json_pack("{s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:I}", "code", code, "name", c[i].name, "city",
+                      pcode, "city_name", city ? city->name : "", "cells", cells, "reported",
+                      (json_int_t)cnt[0], "nil", (json_int_t)cnt[1], "silent", (json_int_t)cnt[2]));
+        for (int j = 0; j < 3; j++)
+            sum[j] += cnt[j];
+    }
+    mdb_txn_abort(txn);
+    json_object_set_new(o, "year", json_integer(year));
+    json_object_set_new(o, "months", months);
+    json_object_set_new(o, "counties", counties);
+    json_object_set_new(o, "summary",
+                        json_pack("{s:I,s:I,s:I}", "reported", (json_int_t)sum[0], "nil",
+                                  (json_int_t)sum[1], "silent", (json_int_t)sum[2]));
+    return o;
+}
+
+json_t *as_monitor_flags_json(as_monitor_t *m, uint32_t year, size_t limit)
+{
+    MDB_txn *txn;
+    MDB_cursor *cur;
+    if (mdb_txn_begin(m->env, NULL, MDB_RDONLY, &txn) != 0)
+        return NULL;
+    if (mdb_cursor_open(txn, m->flags, &cur) != 0) {
+        mdb_txn_abort(txn);
+        return NULL;
+    }
+    json_t *list = json_array();
+    uint64_t total = 0;
+    MDB_val k, v;
+    for (int rc = mdb_cursor_get(cur, &k, &v, MDB_LAST); rc == 0;
+         rc = mdb_cursor_get(cur, &k, &v, MDB_PREV)) {
+        if (v.mv_size < 8)
+            continue;
+        uint32_t hdr[2];
+        memcpy(hdr, v.mv_data, 8);
+        if (year && hdr[0] / 10000 != year)
+            continue;
+        total++;
+        if (json_array_size(list) < limit) {
+            json_t *e = json_loadb((const char *)v.mv_data + 8, v.mv_size - 8, 0, NULL);
+            if (e)
+                json_array_append_new(list, e);
+        }
+    }
+    mdb_cursor_close(cur);
+    mdb_txn_abort(txn);
+    return json_pack("{s:I,s:o}", "total", (json_int_t)total, "flags", list);
+}

@@ -1,0 +1,59 @@
+/* http: the aggregator's HTTP/1.1 server on its libuv loop — the JSON API (/api/totals, status,
+ * completeness, flags), Server-Sent Events after each commit (/api/stream), Prometheus metrics
+ * (/metrics) and the dashboard (/). Requests are parsed by http_parser; limits and a header
+ * timeout keep a bad or slow client from holding the server. */
+#ifndef AS_HTTP_H
+#define AS_HTTP_H
+
+#include "ledger.h"
+#include "metrics.h"
+#include "monitor.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct as_http_s as_http_t;
+
+/* Where the answers come from; filled by the aggregator (or a test). Pointers are borrowed and
+ * must outlive the server. */
+typedef struct {
+    as_ledger_t *ledger;   /* required: totals, collectors, sequence, size */
+    as_monitor_t *monitor; /* nil reports, completeness, flags; NULL: those answer 503 */
+    as_metrics_t *metrics; /* counters for /metrics; NULL: zeros */
+    /* Whether a collector is connected now; NULL: heard from within the last 30 s. */
+    bool (*is_connected_cb)(void *ctx, const char *collector_id);
+    void *ctx;
+} as_http_source_t;
+
+typedef struct {
+    int header_timeout_ms; /* 0: 10,000; a request whose headers take longer gets 408 */
+    int idle_timeout_ms;   /* 0: 60,000; an idle keep-alive connection is closed after it */
+    int heartbeat_ms;      /* 0: 15,000; SSE comment lines keep proxies and clients awake */
+    int push_delay_ms;     /* 0: 100; commits within this window make one SSE message */
+    int silent_after_s;    /* 0: 86,400; a collector not heard for longer stands out */
+} as_http_opts_t;
+
+/* Starts listening on listen ("ADDR:PORT"; port 0 picks a free one) on loop. opts may be NULL.
+ * Returns the server or NULL with *err set (AS_E_INVALID for a bad address, -errno from libuv,
+ * e.g. UV_EADDRINUSE). Caller owns it. */
+as_http_t *as_http_new(uv_loop_t *loop, const char *listen, const as_http_source_t *src,
+                       const as_http_opts_t *opts, int *err);
+
+/* The port actually bound (useful with port 0). */
+int as_http_port(const as_http_t *h);
+
+/* Tells the server a group was committed: when it changed the totals, stream clients get one
+ * message (coalesced over push_delay_ms) with the new province totals and the newest sequence.
+ * Call on the loop's thread. info may be NULL (treated as a change). */
+void as_http_notify_commit(as_http_t *h, const as_commit_info_t *info);
+
+/* Open connections and stream clients (for metrics and tests). */
+size_t as_http_connections(const as_http_t *h);
+size_t as_http_stream_clients(const as_http_t *h);
+
+/* Stops listening and closes every connection; memory is freed in the close callbacks, so the
+ * loop must run again before uv_loop_close(). Safe on NULL and twice. */
+void as_http_destroy(as_http_t **self_p);
+
+#endif

@@ -193,7 +193,8 @@ static void s_respond(s_conn_t *c, int status, const char *ctype, const char *bo
     if (close) {
         c->close_after_write = true;
         uv_read_stop((uv_stream_t *)&c->tcp);
-        http_parser_pause(&c->parser, 1);
+        if (HTTP_PARSER_ERRNO(&c->parser) == HPE_OK)
+            http_parser_pause(&c->parser, 1); /* no more pipelined requests on this one */
         if (c->pending_writes == 0)
             s_conn_close(c);
     }

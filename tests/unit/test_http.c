@@ -1,0 +1,693 @@
+/* test_http: the HTTP server against a real ledger in a temporary folder, over real sockets on
+ * 127.0.0.1 — every endpoint, the JSON shape, bad requests, a slow client, the stream. The loop
+ * is driven step by step from the test (UV_RUN_NOWAIT) while the client side uses non-blocking
+ * sockets, so nothing needs a thread. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "division.h"
+#include "err.h"
+#include "http.h"
+#include "ledger.h"
+#include "measures_json.h"
+#include "metrics.h"
+#include "monitor.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+#define YEAR 2025
+
+typedef struct {
+    char dir[64];
+    uv_loop_t loop;
+    as_ledger_t *ledger;
+    as_monitor_t *monitor;
+    as_metrics_t *metrics;
+    as_http_t *http;
+    int port;
+    uint32_t next_id;
+} fx_t;
+
+/* ---- fixture -------------------------------------------------------------------------------- */
+
+static void s_event(fx_t *f, as_event_t *ev, uint32_t county, uint32_t date, int64_t funds,
+                    uint32_t flags)
+{
+    memset(ev, 0, sizeof *ev);
+    f->next_id++;
+    ev->id[0] = (uint8_t)(county >> 16);
+    ev->id[1] = (uint8_t)(county >> 8);
+    ev->id[2] = (uint8_t)county;
+    memcpy(ev->id + 12, &f->next_id, 4);
+    snprintf(ev->event_id, sizeof ev->event_id, "T-%u", f->next_id);
+    ev->county = county;
+    snprintf(ev->org_code, sizeof ev->org_code, "%s", "51360000MJD000000X");
+    snprintf(ev->org_name, sizeof ev->org_name, "%s", "江西省测试慈善会");
+    ev->area = AS_AREA_EDUCATION;
+    ev->group = AS_GROUP_LEFT_BEHIND_CHILDREN;
+    ev->funding = AS_FUNDING_CHARITY;
+    ev->date = date;
+    snprintf(ev->village, sizeof ev->village, "%u%06u", county, 101201u);
+    ev->beneficiaries = 10;
+    ev->registered_poor = 4;
+    ev->funds_fen = funds;
+    ev->volunteers = 3;
+    ev->volunteer_tenths = 125;
+    ev->flags = flags;
+}
+
+/* Commits n events of county (the first flagged unregistered when flag) and tells the server. */
+static void s_commit(fx_t *f, uint32_t county, uint32_t date, int n, bool flag)
+{
+    as_event_t *ev = malloc(sizeof *ev);
+    as_apply_result_t res;
+    as_commit_info_t info;
+    assert_int_equal(as_ledger_begin(f->ledger), 0);
+    as_ledger_set_source(f->ledger, "collector-360730");
+    for (int i = 0; i < n; i++) {
+        s_event(f, ev, county, date, 12345, (flag && i == 0) ? AS_FLAG_UNREGISTERED : 0);
+        assert_int_equal(as_ledger_apply(f->ledger, ev, &res), 0);
+        assert_int_equal(res.code, AS_RESULT_ACCEPTED);
+        as_metrics_count_result(f->metrics, res.code, res.reject);
+    }
+    as_collector_state_t st = {.county = 360730, .last_batch_seq = f->next_id, .backlog = 7};
+    snprintf(st.collector_id, sizeof st.collector_id, "collector-360730");
+    snprintf(st.version, sizeof st.version, "0.1.0");
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    st.last_heard_ms = (uint64_t)ts.tv_sec * 1000;
+    assert_int_equal(as_ledger_put_collector(f->ledger, &st), 0);
+    assert_int_equal(as_ledger_commit(f->ledger, &info), 0);
+    as_metrics_observe_commit(f->metrics, &info);
+    as_http_notify_commit(f->http, &info);
+    free(ev);
+}
+
+static int setup(void **state)
+{
+    fx_t *f = calloc(1, sizeof *f);
+    snprintf(f->dir, sizeof f->dir, "/tmp/test_http.XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    char path[128];
+    int err = 0;
+    as_ledger_opts_t lo = {0, true};
+    snprintf(path, sizeof path, "%s/ledger", f->dir);
+    f->ledger = as_ledger_new(path, &lo, &err);
+    assert_non_null(f->ledger);
+    snprintf(path, sizeof path, "%s/monitor", f->dir);
+    f->monitor = as_monitor_new(path, true, &err);
+    assert_non_null(f->monitor);
+    f->metrics = as_metrics_new();
+    assert_int_equal(uv_loop_init(&f->loop), 0);
+    as_http_source_t src = {f->ledger, f->monitor, f->metrics, NULL, NULL};
+    as_http_opts_t opts = {.header_timeout_ms = 300, .heartbeat_ms = 200, .push_delay_ms = 10};
+    f->http = as_http_new(&f->loop, "127.0.0.1:0", &src, &opts, &err);
+    assert_non_null(f->http);
+    f->port = as_http_port(f->http);
+    assert_true(f->port > 0);
+    s_commit(f, 360730, YEAR * 10000 + 315, 3, true);
+    s_commit(f, 360733, YEAR * 10000 + 520, 2, false);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx_t *f = *state;
+    as_http_destroy(&f->http);
+    as_http_destroy(&f->http); /* safe twice */
+    uv_run(&f->loop, UV_RUN_DEFAULT);
+    assert_int_equal(uv_loop_close(&f->loop), 0);
+    as_metrics_destroy(&f->metrics);
+    as_monitor_destroy(&f->monitor);
+    as_ledger_destroy(&f->ledger);
+    char cmd[128];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+/* ---- a small client, pumping the server's loop while it waits ------------------------------- */
+
+static uint64_t s_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void s_pump(fx_t *f)
+{
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    usleep(1000);
+}
+
+static int s_connect(fx_t *f)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+/* Sends everything (returns false when the server closed the connection first). */
+static bool s_send(fx_t *f, int fd, const char *data, size_t len)
+{
+    size_t off = 0;
+    uint64_t until = s_ms() + 5000;
+    while (off < len && s_ms() < until) {
+        ssize_t n = send(fd, data + off, len - off, MSG_NOSIGNAL);
+        if (n > 0)
+            off += (size_t)n;
+        else if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)
+            return false;
+        s_pump(f);
+    }
+    return off == len;
+}
+
+typedef struct {
+    int status;
+    char *head; /* status line and headers */
+    char *body;
+    size_t body_len;
+    bool closed; /* the server closed the connection after it */
+} resp_t;
+
+static void s_resp_free(resp_t *r)
+{
+    free(r->head);
+    free(r->body);
+    memset(r, 0, sizeof *r);
+}
+
+/* Reads one response (Content-Length framed) within timeout_ms. */
+static bool s_recv(fx_t *f, int fd, resp_t *r, int timeout_ms)
+{
+    memset(r, 0, sizeof *r);
+    size_t cap = 1 << 16, len = 0;
+    char *buf = malloc(cap);
+    uint64_t until = s_ms() + (uint64_t)timeout_ms;
+    size_t head_end = 0, want = (size_t)-1;
+    while (s_ms() < until) {
+        if (len + 4096 > cap)
+            buf = realloc(buf, cap *= 2);
+        ssize_t n = recv(fd, buf + len, cap - len - 1, 0);
+        if (n > 0) {
+            len += (size_t)n;
+            buf[len] = '\0';
+        } else if (n == 0) {
+            r->closed = true;
+            break;
+        } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            r->closed = true;
+            break;
+        }
+        if (!head_end) {
+            char *e = strstr(buf, "\r\n\r\n");
+            if (e) {
+                head_end = (size_t)(e - buf) + 4;
+                const char *cl = strcasestr(buf, "Content-Length:");
+                if (cl && cl < e)
+                    want = head_end + strtoul(cl + 15, NULL, 10);
+            }
+        }
+        if (head_end && len >= want)
+            break;
+        s_pump(f);
+    }
+    if (!head_end) {
+        free(buf);
+        return false;
+    }
+    r->status = atoi(buf + 9);
+    r->head = strndup(buf, head_end);
+    r->body_len = len - head_end;
+    r->body = malloc(r->body_len + 1);
+    memcpy(r->body, buf + head_end, r->body_len);
+    r->body[r->body_len] = '\0';
+    if (!r->closed && strcasestr(r->head, "Connection: close")) {
+        /* the server closes after a "close" response: see it happen */
+        char c;
+        uint64_t t = s_ms() + 2000;
+        while (s_ms() < t) {
+            ssize_t n = recv(fd, &c, 1, 0);
+            if (n == 0 || (n < 0 && errno != EAGAIN)) {
+                r->closed = true;
+                break;
+            }
+            s_pump(f);
+        }
+    }
+    free(buf);
+    return true;
+}
+
+static resp_t s_get(fx_t *f, const char *target)
+{
+    char req[2048];
+    snprintf(req, sizeof req, "GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+             target);
+    int fd = s_connect(f);
+    assert_true(s_send(f, fd, req, strlen(req)));
+    resp_t r;
+    assert_true(s_recv(f, fd, &r, 5000));
+    close(fd);
+    return r;
+}
+
+static json_t *s_get_json(fx_t *f, const char *target, int want_status)
+{
+    resp_t r = s_get(f, target);
+    if (r.status != want_status)
+        fprintf(stderr, "GET %s: %d %s\n", target, r.status, r.body);
+    assert_int_equal(r.status, want_status);
+    assert_non_null(strcasestr(r.head, "Content-Type: application/json"));
+    json_error_t e;
+    json_t *j = json_loads(r.body, 0, &e);
+    if (!j)
+        fprintf(stderr, "not JSON: %s (%s)\n", r.body, e.text);
+    assert_non_null(j);
+    s_resp_free(&r);
+    return j;
+}
+
+/* ---- endpoints ------------------------------------------------------------------------------ */
+
+static void test_totals_match_ledger(void **state)
+{
+    fx_t *f = *state;
+    const char *bys[] = {"province", "city", "county", "area", "month", "org"};
+    for (size_t b = 0; b < sizeof bys / sizeof bys[0]; b++) {
+        char target[128];
+        snprintf(target, sizeof target, "/api/totals?year=%d&by=%s", YEAR, bys[b]);
+        json_t *j = s_get_json(f, target, 200);
+        as_totals_row_t *rows;
+        size_t n;
+        as_measures_t total;
+        assert_int_equal(as_ledger_totals(f->ledger, YEAR, (as_dim_t)as_dim_parse(bys[b]), NULL,
+                                          &rows, &n, &total),
+                         0);
+        json_t *want = as_totals_to_json(YEAR, (as_dim_t)as_dim_parse(bys[b]), rows, n, &total);
+        free(rows);
+        if (!json_equal(j, want)) {
+            char *a = as_json_dumps(j), *w = as_json_dumps(want);
+            fprintf(stderr, "got  %s\nwant %s\n", a, w);
+            free(a);
+            free(w);
+        }
+        assert_true(json_equal(j, want));
+        json_decref(want);
+        json_decref(j);
+    }
+    /* the shape and the names of DESIGN.md */
+    json_t *j = s_get_json(f, "/api/totals?year=2025&by=county", 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "year")), YEAR);
+    assert_string_equal(json_string_value(json_object_get(j, "by")), "county");
+    json_t *rows = json_object_get(j, "rows");
+    assert_int_equal(json_array_size(rows), 2);
+    json_t *r0 = json_array_get(rows, 0);
+    assert_string_equal(json_string_value(json_object_get(r0, "key")), "360730");
+    assert_int_equal(json_integer_value(json_object_get(r0, "activities")), 3);
+    assert_int_equal(json_integer_value(json_object_get(r0, "funds_fen")), 3 * 12345);
+    json_t *t = json_object_get(j, "total");
+    const char *names[] = {"activities",
+                           "organisations",
+                           "beneficiaries",
+                           "registered_poor",
+                           "funds_fen",
+                           "goods_fen",
+                           "volunteers",
+                           "volunteer_hours",
+                           "social_workers",
+                           "persons_lifted",
+                           "jobs",
+                           "trainees",
+                           "income_increase_fen",
+                           "villages",
+                           "deep_poverty_villages",
+                           "counties"};
+    assert_int_equal(json_object_size(t), 16);
+    for (size_t i = 0; i < 16; i++)
+        assert_non_null(json_object_get(t, names[i]));
+    assert_int_equal(json_integer_value(json_object_get(t, "activities")), 5);
+    assert_true(json_is_real(json_object_get(t, "volunteer_hours")));
+    assert_true(json_real_value(json_object_get(t, "volunteer_hours")) == 62.5);
+    json_decref(j);
+    /* a county filter and a city filter */
+    j = s_get_json(f, "/api/totals?year=2025&by=county&county=360730", 200);
+    assert_int_equal(json_array_size(json_object_get(j, "rows")), 1);
+    json_decref(j);
+    j = s_get_json(f, "/api/totals?year=2025&county=360700", 200);
+    assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "total"), "activities")),
+                     5);
+    json_decref(j);
+    /* volunteer hours print with one decimal */
+    resp_t r = s_get(f, "/api/totals?year=2025");
+    assert_non_null(strstr(r.body, "\"volunteer_hours\":62.5"));
+    s_resp_free(&r);
+}
+
+static void test_status(void **state)
+{
+    fx_t *f = *state;
+    json_t *j = s_get_json(f, "/api/status", 200);
+    json_t *cs = json_object_get(j, "collectors");
+    assert_int_equal(json_array_size(cs), 1);
+    json_t *c = json_array_get(cs, 0);
+    assert_string_equal(json_string_value(json_object_get(c, "collector_id")), "collector-360730");
+    assert_true(json_is_true(json_object_get(c, "connected")));
+    assert_int_equal(json_integer_value(json_object_get(c, "backlog")), 7);
+    assert_int_equal(json_integer_value(json_object_get(c, "accepted")), 5);
+    assert_int_equal(json_integer_value(json_object_get(j, "ledger_seq")), 5);
+    assert_true(json_integer_value(json_object_get(j, "days_left")) >= 0 ||
+                json_integer_value(json_object_get(j, "year")) < 2025);
+    assert_non_null(json_object_get(j, "publication_deadline"));
+    json_decref(j);
+}
+
+static const char *s_cell(json_t *comp, uint32_t county, int month)
+{
+    json_t *cs = json_object_get(comp, "counties");
+    for (size_t i = 0; i < json_array_size(cs); i++) {
+        json_t *c = json_array_get(cs, i);
+        if ((uint32_t)atoi(json_string_value(json_object_get(c, "code"))) == county)
+            return json_string_value(json_array_get(json_object_get(c, "cells"), month - 1));
+    }
+    return NULL;
+}
+
+static void test_completeness_and_flags(void **state)
+{
+    fx_t *f = *state;
+    assert_int_equal(as_monitor_put_nil(f->monitor, 360730, YEAR, 4), 0);
+    assert_int_equal(as_monitor_put_nil(f->monitor, 360730, YEAR, 13), AS_E_INVALID);
+    json_t *j = s_get_json(f, "/api/completeness?year=2025", 200);
+    assert_int_equal(json_array_size(json_object_get(j, "months")), 12);
+    assert_string_equal(s_cell(j, 360730, 3), "reported");
+    assert_string_equal(s_cell(j, 360730, 4), "nil");
+    assert_string_equal(s_cell(j, 360733, 5), "reported");
+    assert_string_equal(s_cell(j, 360733, 1), "silent");
+    json_decref(j);
+
+    j = s_get_json(f, "/api/flags?year=2025", 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "total")), 1);
+    json_t *fl = json_array_get(json_object_get(j, "flags"), 0);
+    assert_string_equal(json_string_value(json_array_get(json_object_get(fl, "flags"), 0)),
+                        "unregistered");
+    assert_int_equal(json_integer_value(json_object_get(fl, "county")), 360730);
+    json_decref(j);
+    j = s_get_json(f, "/api/flags?year=2024", 200);
+    assert_int_equal(json_integer_value(json_object_get(j, "total")), 0);
+    json_decref(j);
+}
+
+static void test_metrics(void **state)
+{
+    fx_t *f = *state;
+    resp_t r = s_get(f, "/metrics");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strcasestr(r.head, "Content-Type: text/plain; version=0.0.4"));
+    assert_non_null(strstr(r.body, "aidstat_events_total{result=\"accepted\"} 5\n"));
+    assert_non_null(strstr(r.body, "aidstat_commit_duration_seconds_bucket{le=\"+Inf\"} 2\n"));
+    assert_non_null(strstr(r.body, "aidstat_feed_sequence 5\n"));
+    assert_non_null(strstr(r.body, "aidstat_collectors_connected 1\n"));
+    if (access("/usr/bin/promtool", X_OK) == 0) {
+        char path[128], cmd[256];
+        snprintf(path, sizeof path, "%s/metrics.txt", f->dir);
+        FILE *fp = fopen(path, "w");
+        fwrite(r.body, 1, r.body_len, fp);
+        fclose(fp);
+        snprintf(cmd, sizeof cmd, "/usr/bin/promtool check metrics < %s", path);
+        assert_int_equal(system(cmd), 0);
+    }
+    s_resp_free(&r);
+}
+
+static void test_dashboard(void **state)
+{
+    fx_t *f = *state;
+    resp_t r = s_get(f, "/");
+    assert_int_equal(r.status, 200);
+    assert_non_null(strcasestr(r.head, "Content-Type: text/html; charset=utf-8"));
+    assert_non_null(strstr(r.body, "EventSource"));
+    assert_non_null(strstr(r.body, "实时监测"));
+    assert_null(strstr(r.body, "http://")); /* nothing from the internet */
+    assert_null(strstr(r.body, "https://"));
+    s_resp_free(&r);
+}
+
+/* ---- bad requests --------------------------------------------------------------------------- */
+
+static void s_expect_error(fx_t *f, const char *target, int status)
+{
+    json_t *j = s_get_json(f, target, status);
+    assert_true(json_is_string(json_object_get(j, "error")));
+    assert_true(strlen(json_string_value(json_object_get(j, "error"))) > 5);
+    json_decref(j);
+}
+
+static void test_bad_requests(void **state)
+{
+    fx_t *f = *state;
+    s_expect_error(f, "/nope", 404);
+    s_expect_error(f, "/api/totals?year=abc", 400);
+    s_expect_error(f, "/api/totals?year=1999", 400);
+    s_expect_error(f, "/api/totals?by=planet", 400);
+    s_expect_error(f, "/api/totals?county=999999", 400);
+    s_expect_error(f, "/api/totals?county=36073", 400);
+    s_expect_error(f, "/api/totals?colour=red", 400);
+    s_expect_error(f, "/api/totals?year=%zz", 400);
+    s_expect_error(f, "/api/completeness?year=20255", 400);
+    s_expect_error(f, "/api/flags?limit=0", 400);
+
+    /* a method that is not GET/HEAD, a body */
+    const char *reqs[] = {
+        "POST /api/totals HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+        "GET /api/totals HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello",
+        "BREW /pot HTCPCP/1.0\r\n\r\n",
+    };
+    int want[] = {405, 413, 400};
+    for (int i = 0; i < 3; i++) {
+        int fd = s_connect(f);
+        s_send(f, fd, reqs[i], strlen(reqs[i]));
+        resp_t r;
+        assert_true(s_recv(f, fd, &r, 5000));
+        assert_int_equal(r.status, want[i]);
+        assert_non_null(strstr(r.body, "\"error\""));
+        s_resp_free(&r);
+        close(fd);
+    }
+}
+
+static void test_huge_request_line_and_headers(void **state)
+{
+    fx_t *f = *state;
+    size_t n = 100 * 1024;
+    char *req = malloc(n + 64);
+    memcpy(req, "GET /api/totals?year=2025&x=", 28);
+    memset(req + 28, 'a', n);
+    strcpy(req + 28 + n, " HTTP/1.1\r\nHost: x\r\n\r\n");
+    int fd = s_connect(f);
+    s_send(f, fd, req, strlen(req)); /* the server may close before it has read everything */
+    resp_t r;
+    assert_true(s_recv(f, fd, &r, 5000));
+    assert_int_equal(r.status, 414);
+    assert_true(r.closed);
+    s_resp_free(&r);
+    close(fd);
+
+    /* 10 KB of headers */
+    char *h = req;
+    int off = sprintf(h, "GET / HTTP/1.1\r\nHost: x\r\n");
+    for (int i = 0; i < 100; i++)
+        off += sprintf(h + off, "X-Filler-%03d: %0100d\r\n", i, 0);
+    strcpy(h + off, "\r\n");
+    fd = s_connect(f);
+    s_send(f, fd, h, strlen(h));
+    assert_true(s_recv(f, fd, &r, 5000));
+    assert_int_equal(r.status, 431);
+    s_resp_free(&r);
+    close(fd);
+    free(req);
+
+    /* and the server still serves others */
+    r = s_get(f, "/api/totals?year=2025");
+    assert_int_equal(r.status, 200);
+    s_resp_free(&r);
+}
+
+static void test_slow_client_gets_408(void **state)
+{
+    fx_t *f = *state;
+    int slow = s_connect(f);
+    const char *part = "GET /api/totals HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    assert_true(s_send(f, slow, part, strlen(part)));
+    uint64_t t0 = s_ms();
+    /* others are served while it dawdles */
+    for (int i = 0; i < 5; i++) {
+        resp_t r = s_get(f, "/api/status");
+        assert_int_equal(r.status, 200);
+        s_resp_free(&r);
+    }
+    resp_t r;
+    assert_true(s_recv(f, slow, &r, 5000));
+    assert_int_equal(r.status, 408);
+    assert_true(r.closed);
+    assert_true(s_ms() - t0 >= 250);
+    assert_non_null(strstr(r.body, "\"error\""));
+    s_resp_free(&r);
+    close(slow);
+}
+
+static void test_keep_alive_and_pipelining(void **state)
+{
+    fx_t *f = *state;
+    int fd = s_connect(f);
+    const char *two = "GET /api/totals?year=2025 HTTP/1.1\r\nHost: x\r\n\r\n"
+                      "GET /nope HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_true(s_send(f, fd, two, strlen(two)));
+    /* both answers arrive on the same connection, in order */
+    char buf[8192] = "";
+    size_t len = 0;
+    uint64_t until = s_ms() + 5000;
+    while (s_ms() < until && !strstr(buf, "HTTP/1.1 404")) {
+        ssize_t n = recv(fd, buf + len, sizeof buf - len - 1, 0);
+        if (n > 0)
+            len += (size_t)n;
+        buf[len] = '\0';
+        s_pump(f);
+    }
+    char *ok = strstr(buf, "HTTP/1.1 200"), *nf = strstr(buf, "HTTP/1.1 404");
+    assert_non_null(ok);
+    assert_non_null(nf);
+    assert_true(ok < nf);
+    assert_non_null(strcasestr(buf, "Connection: keep-alive"));
+    until = s_ms() + 2000;
+    while (s_ms() < until && !strstr(strstr(buf, "HTTP/1.1 404"), "}")) {
+        ssize_t n = recv(fd, buf + len, sizeof buf - len - 1, 0);
+        if (n > 0)
+            len += (size_t)n;
+        buf[len] = '\0';
+        s_pump(f);
+    }
+    resp_t r;
+    const char *head = "HEAD /api/status HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    assert_true(s_send(f, fd, head, strlen(head)));
+    assert_true(s_recv(f, fd, &r, 5000));
+    assert_int_equal(r.status, 200);
+    assert_int_equal(r.body_len, 0);
+    assert_true(r.closed);
+    s_resp_free(&r);
+    close(fd);
+}
+
+/* ---- the stream ----------------------------------------------------------------------------- */
+
+/* Reads stream text until needle shows up; returns the text (malloc'd) or NULL on timeout. */
+static char *s_stream_until(fx_t *f, int fd, const char *needle, int timeout_ms)
+{
+    static char buf[1 << 16];
+    static size_t len;
+    uint64_t until = s_ms() + (uint64_t)timeout_ms;
+    while (s_ms() < until) {
+        ssize_t n = recv(fd, buf + len, sizeof buf - len - 1, 0);
+        if (n > 0) {
+            len += (size_t)n;
+            buf[len] = '\0';
+        }
+        char *p = strstr(buf, needle);
+        if (p) {
+            char *out = strdup(p);
+            len = 0;
+            buf[0] = '\0';
+            return out;
+        }
+        s_pump(f);
+    }
+    return NULL;
+}
+
+static void test_stream(void **state)
+{
+    fx_t *f = *state;
+    int fd = s_connect(f);
+    const char *req =
+        "GET /api/stream?year=2025 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n";
+    assert_true(s_send(f, fd, req, strlen(req)));
+    char *s = s_stream_until(f, fd, "id: 5\n", 3000);
+    assert_non_null(s);
+    assert_non_null(strstr(s, "\"activities\":5"));
+    free(s);
+    assert_int_equal(as_http_stream_clients(f->http), 1);
+    /* heartbeat comments keep it awake */
+    s = s_stream_until(f, fd, ": heartbeat", 3000);
+    assert_non_null(s);
+    free(s);
+    /* a commit that changes the totals: one message with the new totals and sequence */
+    uint64_t t0 = s_ms();
+    s_commit(f, 360733, YEAR * 10000 + 601, 4, false);
+    s = s_stream_until(f, fd, "event: totals\nid: 9\n", 3000);
+    assert_non_null(s);
+    assert_true(s_ms() - t0 < 1000);
+    assert_non_null(strstr(s, "\"activities\":9"));
+    assert_non_null(strstr(s, "\"seq\":9"));
+    free(s);
+    /* the monitor followed the log on the way */
+    assert_int_equal(as_monitor_seq(f->monitor), 9);
+    close(fd);
+    uint64_t until = s_ms() + 2000;
+    while (as_http_stream_clients(f->http) != 0 && s_ms() < until)
+        s_pump(f);
+    assert_int_equal(as_http_stream_clients(f->http), 0);
+}
+
+static void test_bad_listen_address(void **state)
+{
+    fx_t *f = *state;
+    int err = 0;
+    as_http_source_t src = {f->ledger, NULL, NULL, NULL, NULL};
+    assert_null(as_http_new(&f->loop, "nonsense", &src, NULL, &err));
+    assert_int_equal(err, AS_E_INVALID);
+    char busy[64];
+    snprintf(busy, sizeof busy, "127.0.0.1:%d", f->port);
+    assert_null(as_http_new(&f->loop, busy, &src, NULL, &err));
+    assert_int_equal(err, UV_EADDRINUSE);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_totals_match_ledger, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_status, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_completeness_and_flags, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dashboard, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_huge_request_line_and_headers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_slow_client_gets_408, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_keep_alive_and_pipelining, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_listen_address, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -14,7 +14,7 @@ static const char s_page[] =
     ":root { --bg:#f4f6f9; --card:#fff; --ink:#1d2733; --mute:#6b7785; --line:#e1e6ec;\n"
     "        --red:#c0392b; --green:#1e8e3e; --amber:#d68910; --blue:#1f5fa8; }\n"
     "* { box-sizing:border-box; }\n"
-    "body { margin:0; font:14px/1.5 'Noto Sans CJK SC','Microsoft YaHei','PingFang SC',sans-serif;\n"
+    "body { margin:0; font:14px/1.5 'Noto Sans CJK SC','WenQuanYi Zen Hei','Microsoft YaHei','PingFang SC',sans-serif;\n"
     "       background:var(--bg); color:var(--ink); }\n"
     "header { background:#8b1a1a; color:#fff; padding:12px 20px; display:flex; flex-wrap:wrap;\n"
     "         align-items:center; gap:16px; }\n"

@@ -15,6 +15,7 @@
 #include "measures_json.h"
 #include "metrics.h"
 #include "monitor.h"
+#include "monitoring.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -674,6 +675,37 @@ static void test_bad_listen_address(void **state)
     uv_run(&f->loop, UV_RUN_NOWAIT);
 }
 
+/* the bundle the daemon uses: server, metrics and monitor store in one object */
+static void test_monitoring_bundle(void **state)
+{
+    fx_t *f = *state;
+    as_monitoring_opts_t o = {.listen = "127.0.0.1:0", .data_dir = f->dir, .no_sync = true};
+    int err = 0;
+    as_monitoring_t *m = as_monitoring_new(&f->loop, f->ledger, &o, &err);
+    assert_non_null(m);
+    assert_true(as_monitoring_port(m) > 0);
+    assert_int_equal(as_monitoring_on_nil_report(m, 360733, YEAR, 2), 0);
+    assert_int_equal(as_monitoring_on_nil_report(m, 999999, YEAR, 2), AS_E_INVALID);
+    as_monitoring_on_result(m, AS_RESULT_REJECTED, AS_REJECT_WRONG_COUNTY);
+    as_commit_info_t info = {.accepted = 1, .commit_us = 700};
+    as_monitoring_on_commit(m, &info);
+    assert_int_equal(as_metrics_get(as_monitoring_metrics(m), AS_METRIC_NIL_REPORTS), 1);
+    assert_int_equal(as_metrics_events(as_monitoring_metrics(m), AS_RESULT_REJECTED), 1);
+    int port = f->port;
+    f->port = as_monitoring_port(m);
+    resp_t r = s_get(f, "/metrics");
+    assert_non_null(strstr(r.body, "aidstat_events_rejected_total{reason=\"wrong_county\"} 1\n"));
+    assert_non_null(strstr(r.body, "aidstat_nil_reports_total 1\n"));
+    s_resp_free(&r);
+    json_t *j = s_get_json(f, "/api/completeness?year=2025", 200);
+    assert_string_equal(s_cell(j, 360733, 2), "nil");
+    assert_string_equal(s_cell(j, 360730, 3), "reported");
+    json_decref(j);
+    f->port = port;
+    as_monitoring_destroy(&m);
+    as_monitoring_destroy(&m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -688,6 +720,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_keep_alive_and_pipelining, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stream, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_listen_address, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_monitoring_bundle, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,8 +11,8 @@ BENCH_BUILD ?= build-bench
 PKGS := build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler \
         liblmdb-dev libuv1-dev libcmocka-dev libjansson-dev libsodium-dev libhttp-parser-dev \
         python3 python3-zmq python3-protobuf protobuf-compiler
-# Packages only some tests need (browser, metrics and PDF checks); installed by make test.
-TEST_PKGS := prometheus chromium poppler-utils
+# Packages only some tests need (browser, metrics and PDF checks, a CJK font for screenshots).
+TEST_PKGS := prometheus chromium poppler-utils fonts-wqy-zenhei
 
 .PHONY: all deps test-deps build test demo bench clean format
 

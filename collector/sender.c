@@ -1,0 +1,703 @@
+/* sender: the outbox to the aggregator over ZeroMQ DEALER, acknowledged, resent, forever. */
+#include "sender.h"
+#include "err.h"
+#include "log.h"
+#include "zpoll.h"
+
+#include "aidstat/v1/ingest.pb-c.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#define PROTOCOL_VERSION 1
+#define MAX_MSG_BYTES    (16 << 20) /* largest answer we accept */
+#define RECV_BUDGET      256        /* messages per readable callback */
+
+/* One batch (or one nil report) sent and not yet answered. */
+typedef struct {
+    bool used;
+    uint64_t batch_seq;      /* 0 for a nil report */
+    as_outbox_item_t *items; /* the outbox items it carries (owned) */
+    size_t n;                /* how many */
+    uint8_t (*ids)[16];      /* event ids, in batch order, to check the answer against */
+    uint8_t *msg;            /* the packed IngestMessage, sent again as it is */
+    size_t msg_len;
+    uint64_t sent_ms; /* loop time of the last send; 0 = not sent yet */
+    uint32_t nil_year, nil_month;
+} s_flight_t;
+
+struct as_sender_s {
+    uv_loop_t *loop;
+    void *zctx; /* borrowed */
+    void *sock; /* DEALER */
+    as_zpoll_t *zpoll;
+    uv_timer_t timer; /* heartbeat, resend and Hello tick */
+    as_outbox_t *ob;  /* borrowed */
+    char *endpoint, *collector_id, *curve_secret, *aggregator_key;
+    uint32_t county;
+    size_t batch_size, window;
+    uint64_t resend_ms, heartbeat_ms, dead_ms;
+    s_flight_t *flights;    /* window slots */
+    uint64_t cursor;        /* highest outbox sequence handed to a slot */
+    uint64_t batch_floor;   /* Welcome.last_batch_seq */
+    uint64_t last_heard_ms; /* loop time of the aggregator's last message */
+    uint64_t last_hello_ms;
+    as_sender_reject_cb reject_cb;
+    void *reject_arg;
+    as_sender_stats_t st;
+};
+
+/* ---- socket --------------------------------------------------------------------------------- */
+
+static bool s_z85(const char *s)
+{
+    static const char set[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                              ".-:+=^!/*?&<>()[]{}@%$#";
+    for (int i = 0; i < 40; i++)
+        if (!s[i] || !strchr(set, s[i]))
+            return false;
+    return true;
+}
+
+/* Finds the first 40-character Z85 token after word in text. */
+static bool s_find_key(const char *text, const char *word, char out[41])
+{
+    for (const char *p = strstr(text, word); p; p = strstr(p + 1, word)) {
+        const char *q = p + strlen(word);
+        while (*q && (isalpha((unsigned char)*q) || *q == '_' || *q == '-'))
+            q++; /* "secret_key", "secret-key" */
+        while (*q == ' ' || *q == '\t' || *q == '=' || *q == ':' || *q == '"')
+            q++;
+        if (s_z85(q) && (q[40] == 0 || strchr("\"\r\n \t", q[40]))) {
+            memcpy(out, q, 40);
+            out[40] = 0;
+            return true;
+        }
+    }
+    return false;
+}
+
+int as_sender_read_keys(const char *path, char pub[41], char sec[41])
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        return -errno;
+    char text[8192];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    if (!s_find_key(text, "secret", sec))
+        return AS_E_INVALID;
+    if (!s_find_key(text, "public", pub) && zmq_curve_public(pub, sec) != 0)
+        return AS_E_INVALID;
+    return 0;
+}
+
+static void s_on_readable(void *sock, void *arg);
+
+/* A new DEALER with our options, connected; NULL on failure (logged). */
+static void *s_socket(as_sender_t *s, int *err)
+{
+    char pub[41], sec[41];
+    bool curve = s->curve_secret && *s->curve_secret;
+    if (curve) {
+        int rc = as_sender_read_keys(s->curve_secret, pub, sec);
+        if (rc || !s->aggregator_key || !s_z85(s->aggregator_key)) {
+            AS_ERROR("sender",
+                     "CURVE keys unusable (%s: %s; aggregator key %s); not connecting with them",
+                     s->curve_secret, rc ? as_strerror(rc) : "ok",
+                     s->aggregator_key && *s->aggregator_key ? "malformed" : "missing");
+            *err = AS_E_INVALID;
+            return NULL;
+        }
+    }
+    void *z = zmq_socket(s->zctx, ZMQ_DEALER);
+    if (!z) {
+        *err = AS_E_ZMQ;
+        return NULL;
+    }
+    int linger = 1000, ivl = 250, ivl_max = 30000, immediate = 1;
+    int hb_ivl = 2000, hb_timeout = 6000, hwm = 1000;
+    int64_t maxmsg = MAX_MSG_BYTES;
+    zmq_setsockopt(z, ZMQ_LINGER, &linger, sizeof linger);
+    zmq_setsockopt(z, ZMQ_RECONNECT_IVL, &ivl, sizeof ivl);
+    zmq_setsockopt(z, ZMQ_RECONNECT_IVL_MAX, &ivl_max, sizeof ivl_max);
+    /* Queue nothing on a connection not yet made: a Hello sent while the aggregator is down
+     * would otherwise arrive, with many others, when it comes back. */
+    zmq_setsockopt(z, ZMQ_IMMEDIATE, &immediate, sizeof immediate);
+    zmq_setsockopt(z, ZMQ_HEARTBEAT_IVL, &hb_ivl, sizeof hb_ivl);
+    zmq_setsockopt(z, ZMQ_HEARTBEAT_TIMEOUT, &hb_timeout, sizeof hb_timeout);
+    zmq_setsockopt(z, ZMQ_SNDHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(z, ZMQ_RCVHWM, &hwm, sizeof hwm);
+    zmq_setsockopt(z, ZMQ_MAXMSGSIZE, &maxmsg, sizeof maxmsg);
+    zmq_setsockopt(z, ZMQ_ROUTING_ID, s->collector_id, strlen(s->collector_id));
+    if (curve) {
+        zmq_setsockopt(z, ZMQ_CURVE_SERVERKEY, s->aggregator_key, 41);
+        zmq_setsockopt(z, ZMQ_CURVE_PUBLICKEY, pub, 41);
+        zmq_setsockopt(z, ZMQ_CURVE_SECRETKEY, sec, 41);
+    }
+    if (zmq_connect(z, s->endpoint) != 0) {
+        AS_ERROR("sender", "cannot connect to %s: %s", s->endpoint, zmq_strerror(zmq_errno()));
+        zmq_close(z);
+        *err = AS_E_ZMQ;
+        return NULL;
+    }
+    as_zpoll_t *zp = as_zpoll_new(s->loop, z, s_on_readable, s, err);
+    if (!zp) {
+        zmq_close(z);
+        return NULL;
+    }
+    s->zpoll = zp;
+    AS_INFO("sender", "connecting to the aggregator at %s (%s)", s->endpoint,
+            curve ? "CURVE" : "plain, no encryption");
+    return z;
+}
+
+/* Sends one packed IngestMessage without blocking; false when ZeroMQ cannot take it now (no
+ * connection yet, or the pipe is full): the caller tries again later. */
+static bool s_send_raw(as_sender_t *s, const uint8_t *buf, size_t len)
+{
+    if (zmq_send(s->sock, buf, len, ZMQ_DONTWAIT) >= 0)
+        return true;
+    if (zmq_errno() != EAGAIN)
+        AS_WARN("sender", "send failed: %s; will retry", zmq_strerror(zmq_errno()));
+    return false;
+}
+
+static bool s_send_msg(as_sender_t *s, const Aidstat__V1__IngestMessage *m)
+{
+    size_t len = aidstat__v1__ingest_message__get_packed_size(m);
+    uint8_t stackbuf[512], *buf = len <= sizeof stackbuf ? stackbuf : malloc(len);
+    if (!buf)
+        return false;
+    aidstat__v1__ingest_message__pack(m, buf);
+    bool ok = s_send_raw(s, buf, len);
+    if (buf != stackbuf)
+        free(buf);
+    return ok;
+}
+
+static uint64_t s_unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void s_send_hello(as_sender_t *s)
+{
+    Aidstat__V1__Hello h = AIDSTAT__V1__HELLO__INIT;
+    h.collector_id = s->collector_id;
+    h.county_code = s->county;
+    h.software_version = AIDSTAT_VERSION;
+    h.protocol_version = PROTOCOL_VERSION;
+    h.backlog = as_outbox_backlog(s->ob);
+    Aidstat__V1__IngestMessage m = AIDSTAT__V1__INGEST_MESSAGE__INIT;
+    m.body_case = AIDSTAT__V1__INGEST_MESSAGE__BODY_HELLO;
+    m.hello = &h;
+    s->last_hello_ms = uv_now(s->loop);
+    if (s_send_msg(s, &m))
+        s->st.hellos++;
+}
+
+static void s_send_heartbeat(as_sender_t *s)
+{
+    Aidstat__V1__Heartbeat hb = AIDSTAT__V1__HEARTBEAT__INIT;
+    hb.backlog = as_outbox_backlog(s->ob);
+    hb.rejected = as_outbox_rejected(s->ob);
+    hb.time_ms = s_unix_ms();
+    Aidstat__V1__IngestMessage m = AIDSTAT__V1__INGEST_MESSAGE__INIT;
+    m.body_case = AIDSTAT__V1__INGEST_MESSAGE__BODY_HEARTBEAT;
+    m.heartbeat = &hb;
+    s_send_msg(s, &m);
+}
+
+/* ---- the window ----------------------------------------------------------------------------- */
+
+static void s_flight_clear(s_flight_t *f)
+{
+    as_outbox_items_free(f->items, f->n);
+    free(f->ids);
+    free(f->msg);
+    memset(f, 0, sizeof *f);
+}
+
+static void s_flight_send(as_sender_t *s, s_flight_t *f)
+{
+    if (s_send_raw(s, f->msg, f->msg_len)) {
+        if (f->sent_ms)
+            s->st.resent++;
+        f->sent_ms = uv_now(s->loop);
+        if (!f->sent_ms)
+            f->sent_ms = 1;
+    }
+}
+
+/* Parks an item we cannot even read back (a damaged outbox record): kept for the office to see,
+ * never sent. */
+static void s_park_unreadable(as_sender_t *s, const as_outbox_item_t *it)
+{
+    as_outbox_settle_t st = {it->seq, true, AIDSTAT__V1__REJECT_CODE__REJECT_MALFORMED,
+                             "发件箱记录无法读取 / outbox record unreadable"};
+    AS_ERROR("sender", "outbox item %llu cannot be decoded; parked as rejected",
+             (unsigned long long)it->seq);
+    as_outbox_settle(s->ob, &st, 1);
+}
+
+/* Builds a nil-report flight from one item. */
+static int s_build_nil(as_sender_t *s, s_flight_t *f, as_outbox_item_t *it)
+{
+    Aidstat__V1__NilReport *nr = aidstat__v1__nil_report__unpack(NULL, it->len, it->data);
+    if (!nr)
+        return AS_E_PARSE;
+    Aidstat__V1__IngestMessage m = AIDSTAT__V1__INGEST_MESSAGE__INIT;
+    m.body_case = AIDSTAT__V1__INGEST_MESSAGE__BODY_NIL_REPORT;
+    m.nil_report = nr;
+    f->msg_len = aidstat__v1__ingest_message__get_packed_size(&m);
+    f->msg = malloc(f->msg_len);
+    if (f->msg)
+        aidstat__v1__ingest_message__pack(&m, f->msg);
+    f->nil_year = nr->year;
+    f->nil_month = nr->month;
+    aidstat__v1__nil_report__free_unpacked(nr, NULL);
+    return f->msg ? 0 : AS_E_NOMEM;
+}
+
+/* Builds a batch flight from n event items (taking ownership of nothing). */
+static int s_build_batch(as_sender_t *s, s_flight_t *f, as_outbox_item_t *items, size_t n,
+                         size_t *used)
+{
+    Aidstat__V1__Event **evs = calloc(n, sizeof *evs);
+    f->ids = calloc(n, sizeof *f->ids);
+    if (!evs || !f->ids) {
+        free(evs);
+        return AS_E_NOMEM;
+    }
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        Aidstat__V1__Event *e = aidstat__v1__event__unpack(NULL, items[i].len, items[i].data);
+        if (!e || e->id.len != 16) {
+            if (e)
+                aidstat__v1__event__free_unpacked(e, NULL);
+            s_park_unreadable(s, &items[i]);
+            continue;
+        }
+        memcpy(f->ids[k], e->id.data, 16);
+        if (k != i) { /* keep items and events in the same order */
+            as_outbox_item_t tmp = items[k];
+            items[k] = items[i];
+            items[i] = tmp;
+        }
+        evs[k++] = e;
+    }
+    *used = k;
+    int rc = 0;
+    if (k > 0) {
+        Aidstat__V1__Batch b = AIDSTAT__V1__BATCH__INIT;
+        b.seq = f->batch_seq;
+        b.n_events = k;
+        b.events = evs;
+        Aidstat__V1__IngestMessage m = AIDSTAT__V1__INGEST_MESSAGE__INIT;
+        m.body_case = AIDSTAT__V1__INGEST_MESSAGE__BODY_BATCH;
+        m.batch = &b;
+        f->msg_len = aidstat__v1__ingest_message__get_packed_size(&m);
+        f->msg = malloc(f->msg_len);
+        if (f->msg)
+            aidstat__v1__ingest_message__pack(&m, f->msg);
+        else
+            rc = AS_E_NOMEM;
+    }
+    for (size_t i = 0; i < k; i++)
+        aidstat__v1__event__free_unpacked(evs[i], NULL);
+    free(evs);
+    return rc;
+}
+
+static s_flight_t *s_free_slot(as_sender_t *s)
+{
+    for (size_t i = 0; i < s->window; i++)
+        if (!s->flights[i].used)
+            return &s->flights[i];
+    return NULL;
+}
+
+/* Turns the items taken from the outbox into one flight: a nil report alone, or the leading run
+ * of events as a batch. Frees what it does not keep. Returns 0 (f->used set when there is
+ * something to send), or a negative error with every item freed. */
+static int s_build(as_sender_t *s, s_flight_t *f, as_outbox_item_t *items, size_t n)
+{
+    int rc;
+    size_t keep;
+    if (items[0].kind == AS_ITEM_NIL) {
+        keep = 1;
+        rc = s_build_nil(s, f, &items[0]);
+        if (rc == AS_E_PARSE) {
+            s_park_unreadable(s, &items[0]);
+            keep = 0;
+            rc = 0;
+        }
+    } else {
+        size_t ne = 0;
+        while (ne < n && items[ne].kind == AS_ITEM_EVENT)
+            ne++;
+        f->batch_seq = as_outbox_next_batch_seq(s->ob, s->batch_floor);
+        if (f->batch_seq == 0) {
+            as_outbox_items_free(items, n);
+            return AS_E_DB;
+        }
+        rc = s_build_batch(s, f, items, ne, &keep);
+    }
+    for (size_t i = keep; i < n; i++)
+        free(items[i].data);
+    f->items = items;
+    f->n = keep;
+    if (rc != 0 || keep == 0) {
+        s_flight_clear(f);
+        return rc;
+    }
+    f->used = true;
+    return 0;
+}
+
+/* Fills free window slots from the outbox and sends them. */
+static void s_fill(as_sender_t *s)
+{
+    s_flight_t *f;
+    while (s->st.welcomed && (f = s_free_slot(s)) != NULL) {
+        as_outbox_item_t *items;
+        size_t n;
+        if (as_outbox_take(s->ob, s->cursor, s->batch_size, &items, &n) != 0 || n == 0) {
+            as_outbox_items_free(items, n);
+            return;
+        }
+        /* the items this flight will cover: a nil report alone, or the leading events */
+        size_t span = 1;
+        if (items[0].kind == AS_ITEM_EVENT)
+            while (span < n && items[span].kind == AS_ITEM_EVENT)
+                span++;
+        uint64_t last = items[span - 1].seq;
+        memset(f, 0, sizeof *f);
+        int rc = s_build(s, f, items, n);
+        if (rc != 0) {
+            AS_ERROR("sender", "cannot build a batch: %s; retrying at the next tick",
+                     as_strerror(rc));
+            return;
+        }
+        s->cursor = last;
+        if (f->used) {
+            s->st.in_flight++;
+            s_flight_send(s, f);
+        }
+    }
+}
+
+/* ---- answers -------------------------------------------------------------------------------- */
+
+static void s_on_batch_result(as_sender_t *s, const Aidstat__V1__BatchResult *r)
+{
+    s_flight_t *f = NULL;
+    for (size_t i = 0; i < s->window && !f; i++)
+        if (s->flights[i].used && s->flights[i].batch_seq == r->seq && r->seq)
+            f = &s->flights[i];
+    if (!f) {
+        AS_DEBUG("sender", "answer to batch %llu, which is no longer in flight; ignored",
+                 (unsigned long long)r->seq);
+        return;
+    }
+    if (r->n_results != f->n) {
+        AS_WARN("sender",
+                "answer to batch %llu has %zu results for %zu events; ignored, the "
+                "batch will be resent",
+                (unsigned long long)r->seq, r->n_results, f->n);
+        return;
+    }
+    as_outbox_settle_t *st = calloc(f->n, sizeof *st);
+    if (!st)
+        return;
+    size_t k = 0, undecided = 0, dup = 0, rej = 0;
+    for (size_t i = 0; i < f->n; i++) {
+        const Aidstat__V1__EventResult *er = r->results[i];
+        if (er->id.len != 16 || memcmp(er->id.data, f->ids[i], 16) != 0) {
+            AS_WARN("sender",
+                    "answer to batch %llu names another event at position %zu; "
+                    "ignored, the batch will be resent",
+                    (unsigned long long)r->seq, i);
+            free(st);
+            return;
+        }
+        switch (er->code) {
+        case AIDSTAT__V1__RESULT_CODE__RESULT_DUPLICATE:
+            dup++;
+            /* fall through */
+        case AIDSTAT__V1__RESULT_CODE__RESULT_ACCEPTED:
+            st[k++] = (as_outbox_settle_t){f->items[i].seq, false, 0, NULL};
+            break;
+        case AIDSTAT__V1__RESULT_CODE__RESULT_REJECTED:
+            rej++;
+            st[k++] = (as_outbox_settle_t){f->items[i].seq, true, (uint8_t)er->reject, er->reason};
+            break;
+        default:
+            undecided++;
+        }
+    }
+    int rc = as_outbox_settle(s->ob, st, k);
+    free(st);
+    if (rc != 0)
+        return; /* logged; the batch stays in flight and is resent */
+    s->st.batches++;
+    s->st.acked += k - rej;
+    s->st.duplicate += dup;
+    s->st.rejected += rej;
+    if (rej && s->reject_cb) {
+        for (size_t i = 0; i < f->n; i++) {
+            const Aidstat__V1__EventResult *er = r->results[i];
+            if (er->code == AIDSTAT__V1__RESULT_CODE__RESULT_REJECTED)
+                s->reject_cb(s->reject_arg, f->items[i].kind, f->items[i].data, f->items[i].len,
+                             (uint8_t)er->reject, er->reason);
+        }
+    }
+    if (rej)
+        AS_WARN("sender",
+                "batch %llu: %zu of %zu events rejected by the aggregator; parked in "
+                "the rejected store",
+                (unsigned long long)r->seq, rej, f->n);
+    if (undecided) {
+        AS_WARN("sender", "batch %llu: %zu events without a result; the batch will be resent",
+                (unsigned long long)r->seq, undecided);
+        return;
+    }
+    s_flight_clear(f);
+    s->st.in_flight--;
+}
+
+static void s_on_nil_echo(as_sender_t *s, const Aidstat__V1__NilReport *nr)
+{
+    for (size_t i = 0; i < s->window; i++) {
+        s_flight_t *f = &s->flights[i];
+        if (f->used && f->batch_seq == 0 && f->nil_year == nr->year && f->nil_month == nr->month) {
+            as_outbox_settle_t st = {f->items[0].seq, false, 0, NULL};
+            if (as_outbox_settle(s->ob, &st, 1) == 0) {
+                AS_INFO("sender", "nil report for %04u-%02u acknowledged by the aggregator",
+                        nr->year, nr->month);
+                s->st.acked++;
+                s_flight_clear(f);
+                s->st.in_flight--;
+            }
+        }
+    }
+}
+
+static void s_on_welcome(as_sender_t *s, const Aidstat__V1__Welcome *w)
+{
+    bool again = s->st.welcomed;
+    s->st.welcomed = true;
+    if (w->last_batch_seq > s->batch_floor)
+        s->batch_floor = w->last_batch_seq;
+    if (!again)
+        AS_INFO("sender",
+                "aggregator welcomed us (protocol %u); %zu batches in flight to "
+                "resend, backlog %llu",
+                w->protocol_version, s->st.in_flight, (unsigned long long)as_outbox_backlog(s->ob));
+    /* Whatever was in flight may have been lost with the old connection: same seq, same events.
+     * A second Welcome (an answer to a repeated Hello) resends only what was never sent. */
+    for (size_t i = 0; i < s->window; i++)
+        if (s->flights[i].used && (!again || !s->flights[i].sent_ms))
+            s_flight_send(s, &s->flights[i]);
+    s_fill(s);
+}
+
+static void s_handle(as_sender_t *s, const uint8_t *buf, size_t len)
+{
+    Aidstat__V1__IngestMessage *m = aidstat__v1__ingest_message__unpack(NULL, len, buf);
+    if (!m) {
+        AS_WARN("sender", "undecodable message of %zu bytes from the aggregator; ignored", len);
+        return;
+    }
+    s->last_heard_ms = uv_now(s->loop);
+    switch (m->body_case) {
+    case AIDSTAT__V1__INGEST_MESSAGE__BODY_WELCOME:
+        s_on_welcome(s, m->welcome);
+        break;
+    case AIDSTAT__V1__INGEST_MESSAGE__BODY_BATCH_RESULT:
+        s_on_batch_result(s, m->batch_result);
+        s_fill(s);
+        break;
+    case AIDSTAT__V1__INGEST_MESSAGE__BODY_NIL_REPORT:
+        s_on_nil_echo(s, m->nil_report);
+        s_fill(s);
+        break;
+    case AIDSTAT__V1__INGEST_MESSAGE__BODY_HEARTBEAT:
+        break;
+    case AIDSTAT__V1__INGEST_MESSAGE__BODY_ERROR:
+        AS_WARN("sender", "aggregator reports an error: %s; saying Hello again", m->error->reason);
+        s->st.welcomed = false;
+        break;
+    default:
+        AS_WARN("sender", "unexpected message (body %d) from the aggregator; ignored",
+                (int)m->body_case);
+    }
+    aidstat__v1__ingest_message__free_unpacked(m, NULL);
+}
+
+static void s_on_readable(void *sock, void *arg)
+{
+    as_sender_t *s = arg;
+    for (int i = 0; i < RECV_BUDGET; i++) {
+        zmq_msg_t msg;
+        zmq_msg_init(&msg);
+        if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
+            zmq_msg_close(&msg);
+            return;
+        }
+        s_handle(s, zmq_msg_data(&msg), zmq_msg_size(&msg));
+        zmq_msg_close(&msg);
+    }
+}
+
+/* ---- the tick ------------------------------------------------------------------------------- */
+
+static void s_tick(uv_timer_t *t)
+{
+    as_sender_t *s = t->data;
+    uint64_t now = uv_now(s->loop);
+    if (s->st.welcomed && now - s->last_heard_ms > s->dead_ms) {
+        AS_WARN("sender",
+                "nothing heard from the aggregator for %llu ms; treating it as down, "
+                "saying Hello until it answers (%zu batches in flight, kept)",
+                (unsigned long long)(now - s->last_heard_ms), s->st.in_flight);
+        s->st.welcomed = false;
+    }
+    if (!s->st.welcomed) {
+        if (!s->last_hello_ms || now - s->last_hello_ms >= 2 * s->heartbeat_ms)
+            s_send_hello(s);
+        return;
+    }
+    s_send_heartbeat(s);
+    for (size_t i = 0; i < s->window; i++) {
+        s_flight_t *f = &s->flights[i];
+        if (f->used && (!f->sent_ms || now - f->sent_ms >= s->resend_ms)) {
+            if (f->sent_ms)
+                AS_WARN("sender", "batch %llu unanswered for %llu ms; resending it",
+                        (unsigned long long)f->batch_seq, (unsigned long long)(now - f->sent_ms));
+            s_flight_send(s, f);
+        }
+    }
+    s_fill(s);
+}
+
+/* ---- life cycle ----------------------------------------------------------------------------- */
+
+static char *s_dup(const char *v)
+{
+    return strdup(v ? v : "");
+}
+
+as_sender_t *as_sender_new(uv_loop_t *loop, void *zctx, as_outbox_t *ob, const as_sender_opts_t *o,
+                           int *err)
+{
+    as_sender_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        *err = AS_E_NOMEM;
+        return NULL;
+    }
+    s->loop = loop;
+    s->zctx = zctx;
+    s->ob = ob;
+    s->endpoint = s_dup(o->endpoint);
+    s->collector_id = s_dup(o->collector_id);
+    s->curve_secret = s_dup(o->curve_secret);
+    s->aggregator_key = s_dup(o->aggregator_key);
+    s->county = o->county;
+    s->batch_size = o->batch_size ? o->batch_size : 500;
+    s->window = o->window ? o->window : 8;
+    s->resend_ms = o->resend_ms ? o->resend_ms : 10000;
+    s->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
+    s->dead_ms = s->heartbeat_ms * (o->dead_after ? o->dead_after : 5);
+    s->flights = calloc(s->window, sizeof *s->flights);
+    if (!s->endpoint || !s->collector_id || !s->curve_secret || !s->aggregator_key || !s->flights) {
+        *err = AS_E_NOMEM;
+        goto fail;
+    }
+    if (!(s->sock = s_socket(s, err)))
+        goto fail;
+    uv_timer_init(loop, &s->timer);
+    s->timer.data = s;
+    uv_timer_start(&s->timer, s_tick, 0, s->heartbeat_ms);
+    return s;
+fail:
+    free(s->endpoint);
+    free(s->collector_id);
+    free(s->curve_secret);
+    free(s->aggregator_key);
+    free(s->flights);
+    free(s);
+    return NULL;
+}
+
+static void s_timer_closed(uv_handle_t *h)
+{
+    as_sender_t *s = h->data;
+    for (size_t i = 0; i < s->window; i++)
+        s_flight_clear(&s->flights[i]);
+    free(s->flights);
+    free(s->endpoint);
+    free(s->collector_id);
+    free(s->curve_secret);
+    free(s->aggregator_key);
+    free(s);
+}
+
+void as_sender_destroy(as_sender_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    as_sender_t *s = *self_p;
+    *self_p = NULL;
+    as_zpoll_destroy(&s->zpoll);
+    zmq_close(s->sock);
+    s->sock = NULL;
+    uv_close((uv_handle_t *)&s->timer, s_timer_closed);
+}
+
+void as_sender_kick(as_sender_t *s)
+{
+    s_fill(s);
+}
+
+int as_sender_reload(as_sender_t *s)
+{
+    as_zpoll_t *old_zp = s->zpoll;
+    void *old = s->sock;
+    int err = 0;
+    s->zpoll = NULL;
+    void *z = s_socket(s, &err);
+    if (!z) {
+        s->zpoll = old_zp;
+        return AS_E_INVALID;
+    }
+    as_zpoll_destroy(&old_zp);
+    zmq_close(old);
+    s->sock = z;
+    s->st.welcomed = false;
+    s->last_hello_ms = 0;
+    for (size_t i = 0; i < s->window; i++)
+        s->flights[i].sent_ms = 0; /* resent after the new Welcome */
+    s_send_hello(s);
+    return 0;
+}
+
+void as_sender_on_reject(as_sender_t *s, as_sender_reject_cb cb, void *arg)
+{
+    s->reject_cb = cb;
+    s->reject_arg = arg;
+}
+
+void as_sender_stats(const as_sender_t *s, as_sender_stats_t *st)
+{
+    *st = s->st;
+}

@@ -1,0 +1,66 @@
+/* spool: watches the county office's spool folder, takes each complete file once — read on a
+ * worker thread, its valid rows committed to the outbox together with the record that the file
+ * was taken — then moves it to spool/done/ with NAME.errors.csv beside it for rejected rows. */
+#ifndef AS_SPOOL_H
+#define AS_SPOOL_H
+
+#include "outbox.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct as_spool_s as_spool_t;
+
+/* What reading one file gave: packed events and per-row errors. Filled by the reader. */
+typedef struct as_spool_result_s as_spool_result_t;
+
+/* Adds one valid event (a packed aidstat.v1.Event, copied). Returns 0 or AS_E_NOMEM. */
+int as_spool_result_add(as_spool_result_t *r, const uint8_t *data, size_t len);
+
+/* Adds one rejected value: data row (1 = first row after the header; 0 for the whole file),
+ * English column name ("" for the row), the value, and the reason in Chinese and English (all
+ * copied). Returns 0 or AS_E_NOMEM. */
+int as_spool_result_add_error(as_spool_result_t *r, uint32_t row, const char *column,
+                              const char *value, const char *reason_zh, const char *reason_en);
+
+/* Reads the file at path (its spool name is name) into r. Runs on a libuv worker thread, so it
+ * must not touch the loop. Returns 0 — also when rows were rejected —; AS_E_PARSE or
+ * AS_E_ENCODING when the file as a whole cannot be read (it is then taken with one file-level
+ * error, so that it is not tried forever); any other error (e.g. -EACCES) means "try again at
+ * the next scan". */
+typedef int (*as_spool_reader_fn)(void *arg, const char *path, const char *name,
+                                  as_spool_result_t *r);
+
+/* Called on the loop after a file was committed and moved (events = valid rows put into the
+ * outbox, 0 when the same content had been taken before; errors = rows rejected). */
+typedef void (*as_spool_taken_cb)(void *arg, const char *name, size_t events, size_t errors);
+
+typedef struct {
+    uint64_t scan_ms;   /* periodic rescan (0: 1000) */
+    uint64_t stable_ms; /* a file is complete when its size and mtime stood still this long
+                           (0: 300) */
+} as_spool_opts_t;
+
+/* Starts watching dir (created if missing, with dir/done) on loop; files are read by reader and
+ * committed to ob (borrowed). opts may be NULL. Returns NULL with *err set on failure. */
+as_spool_t *as_spool_new(uv_loop_t *loop, const char *dir, as_outbox_t *ob,
+                         as_spool_reader_fn reader, void *reader_arg, const as_spool_opts_t *opts,
+                         int *err);
+
+/* Sets the callback for files taken. */
+void as_spool_on_taken(as_spool_t *sp, as_spool_taken_cb cb, void *arg);
+
+/* Stops taking input: no new file is started; a file being read is still committed when its
+ * read ends. Memory is freed once the handles are closed and that read is over: run the loop
+ * until it has no more work. Safe on NULL and twice. */
+void as_spool_destroy(as_spool_t **self_p);
+
+/* Files taken so far in this run, and files waiting (seen, not yet taken). */
+uint64_t as_spool_taken(const as_spool_t *sp);
+
+/* Writes the errors of r as CSV (UTF-8 with BOM: row, column, value, reason_zh, reason_en) to
+ * path, atomically (temporary name, then rename). Returns 0 or -errno. Exposed for tests. */
+int as_spool_write_errors(const as_spool_result_t *r, const char *path);
+
+#endif

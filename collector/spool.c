@@ -242,8 +242,8 @@ static void s_after_work(uv_work_t *req, int status)
     s_job_t *j = req->data;
     as_spool_t *sp = j->sp;
     sp->job = NULL;
-    if (status == UV_ECANCELED)
-        goto out;
+    if (status == UV_ECANCELED || sp->closing)
+        goto out; /* stopping: the file stays in the spool and is read again next run */
     if (j->rc == AS_E_PARSE || j->rc == AS_E_ENCODING) {
         AS_WARN("spool",
                 "%s cannot be read as a spreadsheet (%s); taking it with a file-level "

@@ -51,9 +51,10 @@ as_spool_t *as_spool_new(uv_loop_t *loop, const char *dir, as_outbox_t *ob,
 /* Sets the callback for files taken. */
 void as_spool_on_taken(as_spool_t *sp, as_spool_taken_cb cb, void *arg);
 
-/* Stops taking input: no new file is started; a file being read is still committed when its
- * read ends. Memory is freed once the handles are closed and that read is over: run the loop
- * until it has no more work. Safe on NULL and twice. */
+/* Stops taking input: no new file is started; a file being read is not committed (it stays in
+ * the spool for the next run), so the outbox may be closed right after this call. Memory is freed
+ * once the handles are closed and that read is over: run the loop until it has no more work. Safe
+ * on NULL and twice. */
 void as_spool_destroy(as_spool_t **self_p);
 
 /* Files taken so far in this run, and files waiting (seen, not yet taken). */

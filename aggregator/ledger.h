@@ -12,7 +12,8 @@
 
 typedef struct as_ledger_s as_ledger_t;
 
-/* ---- opening ---------------------------------------------------------------------------------- */
+/* ---- opening ----------------------------------------------------------------------------------
+ */
 
 typedef struct {
     size_t initial_map_bytes; /* 0: 64 MiB; the map grows by itself before it is full */
@@ -25,6 +26,30 @@ as_ledger_t *as_ledger_new(const char *dir, const as_ledger_opts_t *opts, int *e
 
 /* Closes the ledger (aborting any open write transaction); safe on NULL and twice. */
 void as_ledger_destroy(as_ledger_t **self_p);
+
+/* ---- organisations: the registry hook ------------------------------------------------------ */
+
+/* What the organisation registry says about a credit code; kept with each logged event so that
+ * a later correction subtracts exactly what was added, whatever the registry says by then. */
+typedef struct {
+    uint16_t supervisor; /* business supervisory unit id; 0 = 未登记 / unknown */
+    uint8_t type;        /* organisation type (registry's numbering); 0 = unknown */
+    uint8_t level;       /* registration level (registry's numbering); 0 = unknown */
+} as_org_info_t;
+
+/* Fills *out for credit_code and returns 0, or returns non-zero when the code is not known (the
+ * event is then counted under supervisor 0, type 0, level 0). Called inside as_ledger_apply. */
+typedef int (*as_org_lookup_cb)(void *ctx, const char *credit_code, as_org_info_t *out);
+
+/* Installs (or with cb NULL removes) the organisation look-up used by as_ledger_apply. */
+void as_ledger_set_org_lookup(as_ledger_t *l, as_org_lookup_cb cb, void *ctx);
+
+/* Name of a supervisory unit for the supervisor rows of as_ledger_totals; NULL when unknown.
+ * The returned text is borrowed and must stay valid until the next call. */
+typedef const char *(*as_supervisor_name_cb)(void *ctx, uint16_t supervisor);
+
+/* Installs the supervisor naming (default: 0 → "未登记/unknown", n → "业务主管单位 n"). */
+void as_ledger_set_supervisor_name_cb(as_ledger_t *l, as_supervisor_name_cb cb, void *ctx);
 
 /* ---- writing: one transaction per group of events (group commit) --------------------------- */
 
@@ -43,18 +68,18 @@ typedef enum {
 } as_reject_code_t;
 
 typedef struct {
-    uint8_t code;       /* as_result_code_t */
-    uint8_t reject;     /* as_reject_code_t */
-    uint64_t seq;       /* event-log sequence when accepted (else 0) */
-    char reason[200];   /* "中文 / English" when rejected */
+    uint8_t code;     /* as_result_code_t */
+    uint8_t reject;   /* as_reject_code_t */
+    uint64_t seq;     /* event-log sequence when accepted (else 0) */
+    char reason[200]; /* "中文 / English" when rejected */
 } as_apply_result_t;
 
 /* What the collector told us, kept per collector in the ledger in the same transaction. */
 typedef struct {
     char collector_id[64];
     uint32_t county;
-    uint64_t last_batch_seq;  /* newest batch sequence committed */
-    uint64_t backlog;         /* from its last heartbeat */
+    uint64_t last_batch_seq; /* newest batch sequence committed */
+    uint64_t backlog;        /* from its last heartbeat */
     uint64_t last_heard_ms;
     char version[32];
 } as_collector_state_t;
@@ -83,10 +108,10 @@ int as_ledger_put_collector(as_ledger_t *l, const as_collector_state_t *st);
 void as_ledger_set_source(as_ledger_t *l, const char *collector_id);
 
 typedef struct {
-    uint64_t first_seq;   /* first sequence accepted in this group, 0 if none */
-    uint64_t last_seq;    /* newest sequence in the log after the commit */
+    uint64_t first_seq; /* first sequence accepted in this group, 0 if none */
+    uint64_t last_seq;  /* newest sequence in the log after the commit */
     size_t accepted, duplicates, rejected;
-    uint64_t commit_us;   /* how long mdb_txn_commit took */
+    uint64_t commit_us; /* how long mdb_txn_commit took */
 } as_commit_info_t;
 
 /* Writes the summed deltas and commits durably. Only after this returns 0 may results be
@@ -100,7 +125,7 @@ void as_ledger_abort(as_ledger_t *l);
 
 typedef struct {
     uint64_t activities;
-    uint64_t organisations;     /* distinct */
+    uint64_t organisations; /* distinct */
     uint64_t beneficiaries;
     uint64_t registered_poor;
     int64_t funds_fen;
@@ -112,9 +137,9 @@ typedef struct {
     uint64_t jobs;
     uint64_t trainees;
     int64_t income_fen;
-    uint64_t villages;          /* distinct */
-    uint64_t deep_villages;     /* distinct */
-    uint64_t counties;          /* distinct */
+    uint64_t villages;      /* distinct */
+    uint64_t deep_villages; /* distinct */
+    uint64_t counties;      /* distinct */
 } as_measures_t;
 
 typedef enum {
@@ -125,10 +150,10 @@ typedef enum {
     AS_DIM_SUPERVISOR,
     AS_DIM_ORG,
     AS_DIM_MONTH,
-    AS_DIM_GROUP,    /* beneficiary group */
-    AS_DIM_FUNDING,  /* funding source */
+    AS_DIM_GROUP,   /* beneficiary group */
+    AS_DIM_FUNDING, /* funding source */
     AS_DIM_PROJECT,
-    AS_DIM_POVERTY,  /* inside / outside the 25 former poverty counties */
+    AS_DIM_POVERTY, /* inside / outside the 25 former poverty counties */
     AS_DIM_COUNT
 } as_dim_t;
 
@@ -137,13 +162,13 @@ const char *as_dim_name(as_dim_t d);
 int as_dim_parse(const char *name);
 
 typedef struct {
-    uint32_t county;      /* 0: whole province; a county code; or a city code (e.g. 360700) */
-    int32_t supervisor;   /* -1: any; else a supervisor id (0 = unregistered / unknown) */
+    uint32_t county;    /* 0: whole province; a county code; or a city code (e.g. 360700) */
+    int32_t supervisor; /* -1: any; else a supervisor id (0 = unregistered / unknown) */
 } as_filter_t;
 
 typedef struct {
-    char key[24];         /* "360730", "2026-03", "education", credit code, supervisor id ... */
-    char name[96];        /* human name: 宁都县, 教育扶贫, organisation or unit name ... */
+    char key[24];  /* "360730", "2026-03", "education", credit code, supervisor id ... */
+    char name[96]; /* human name: 宁都县, 教育扶贫, organisation or unit name ... */
     as_measures_t m;
 } as_totals_row_t;
 
@@ -153,15 +178,23 @@ typedef struct {
 int as_ledger_totals(as_ledger_t *l, uint32_t year, as_dim_t by, const as_filter_t *filter,
                      as_totals_row_t **rows, size_t *nrows, as_measures_t *total);
 
+/* How an accepted event changed the ledger. */
+typedef enum {
+    AS_LOG_NEW = 0,        /* a new event */
+    AS_LOG_CORRECTION = 1, /* replaced a live event (correction_of) */
+    AS_LOG_RETRACTION = 2, /* withdrew a live event (correction_of) */
+} as_log_kind_t;
+
 /* One event-log entry. */
 typedef struct {
     uint64_t seq;
-    uint64_t commit_ms;   /* Unix ms of the commit that accepted it */
-    as_event_t ev;        /* flags as accepted; correction_of/retract tell the kind */
+    uint64_t commit_ms; /* Unix ms of the group that accepted it (taken at as_ledger_begin) */
+    uint8_t kind;       /* as_log_kind_t */
+    as_org_info_t org;  /* registry facts the event was counted under */
+    as_event_t ev;      /* flags as accepted; correction_of/retract tell the kind */
 } as_log_entry_t;
 
-typedef int (*as_log_cb)(void *ctx, const as_log_entry_t *entry, const uint8_t *pb,
-                         size_t pb_len);
+typedef int (*as_log_cb)(void *ctx, const as_log_entry_t *entry, const uint8_t *pb, size_t pb_len);
 
 /* Calls cb for events with seq >= from (in order), whose county code starts with the decimal
  * prefix county_prefix ("" or NULL: all), until `limit` were delivered or the log ends; pb/pb_len

@@ -1,0 +1,1825 @@
+/* ledger: the provincial ledger in LMDB — dedup, gap-free event log, totals at the finest grain,
+ * distinct sets by reference count, corrections, retractions, collectors — in group commits. */
+#include "ledger.h"
+#include "division.h"
+#include "err.h"
+#include "log.h"
+#include "wire.h"
+
+#include <errno.h>
+#include <lmdb.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+/*
+ * Layout (one LMDB environment, sub-databases):
+ *   dedup   16-byte wire id → seq (u64 BE) + state (live, replaced, retracted, retraction)
+ *   log     seq (u64 BE, MDB_APPEND) → header (LOG_HDR bytes) + packed protobuf Event
+ *   cells   year·org·county·month·area·project·group·funding·supervisor·type·level
+ *           → NM additive measures (i64); the finest grain: every roll-up and distinct
+ *           organisation count of any dimension and filter is one scan of a year's cells
+ *   vrefs   year·kind(village|deep)·village·org·county·month·area·…·level → live event count;
+ *           distinct villages of any grouping are one scan of a year's vrefs
+ *   geo     year·level(county|city|poverty|province)·code → NM measures + 4 distinct counts,
+ *           maintained at commit from georef so that province/city/county queries read a
+ *           handful of records
+ *   georef  year·level·code·kind·entity → live event count (0 → 1 and 1 → 0 move geo's counts)
+ *   orgs    credit code → latest organisation name
+ *   coll    collector id → as_collector_info_t
+ *   meta    "last_seq", "schema" → u64 BE
+ * Each group's writes are summed in memory per key (hash tables below) and written once, in key
+ * order, at commit. Dedup records are written at commit too; the group's own ids are looked up in
+ * memory first, so duplicates, corrections and retractions inside one group behave exactly as
+ * across groups.
+ */
+
+#define SCHEMA_VERSION 1
+#define MAP_DEFAULT    (64u << 20)
+#define NM             12 /* additive measures, in the order of s_add_measures */
+#define NG             (NM + 4)
+#define LOG_HDR        18
+#define MARGIN_START   (16u << 20) /* room kept free before a group until one was measured */
+
+enum { ST_LIVE = 1, ST_REPLACED = 2, ST_RETRACTED = 3, ST_RETRACTION = 4 };
+enum { K_ORG = 1, K_VILLAGE = 2, K_DEEP = 3, K_COUNTY = 4 };
+enum { LV_COUNTY = 1, LV_CITY = 2, LV_POVERTY = 3, LV_PROVINCE = 4 };
+
+#define CELL_KEY   32 /* year2 org18 county3 month area project group funding sup2 type level */
+#define VREF_KEY   45 /* year2 kind1 village12 org18 county3 month..funding(5) sup2 type level */
+#define GEO_KEY    6  /* year2 level1 code3 */
+#define GEOREF_KEY 25 /* year2 level1 code3 kind1 entity18 */
+#define ID_VAL     9
+
+/* ---- a small open-addressing hash table with fixed-size keys and values ---------------------- */
+
+typedef struct {
+    size_t klen, vlen, slot; /* key and value bytes; slot = 1 + klen + vlen rounded */
+    size_t cap, n;           /* slots (power of two), used */
+    uint8_t *slots;          /* cap * slot bytes; first byte 1 when used */
+    uint32_t *order;         /* used slots in insertion order (to clear and to iterate) */
+} s_map_t;
+
+static int s_map_init(s_map_t *m, size_t klen, size_t vlen)
+{
+    memset(m, 0, sizeof *m);
+    m->klen = klen;
+    m->vlen = vlen;
+    m->slot = (1 + klen + vlen + 7) & ~(size_t)7;
+    m->cap = 1024;
+    m->slots = calloc(m->cap, m->slot);
+    m->order = malloc(m->cap * sizeof *m->order);
+    return m->slots && m->order ? 0 : AS_E_NOMEM;
+}
+
+static void s_map_free(s_map_t *m)
+{
+    free(m->slots);
+    free(m->order);
+    memset(m, 0, sizeof *m);
+}
+
+static uint64_t s_hash(const uint8_t *p, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ p[i]) * 0x100000001b3ull;
+    return h ^ (h >> 29);
+}
+
+static uint8_t *s_map_key(const s_map_t *m, uint32_t i)
+{
+    return m->slots + (size_t)i * m->slot + 1;
+}
+
+static uint8_t *s_map_val(const s_map_t *m, uint32_t i)
+{
+    return m->slots + (size_t)i * m->slot + 1 + m->klen;
+}
+
+static uint32_t s_map_probe(const s_map_t *m, const uint8_t *key)
+{
+    size_t i = s_hash(key, m->klen) & (m->cap - 1);
+    for (;;) {
+        uint8_t *s = m->slots + i * m->slot;
+        if (!s[0] || memcmp(s + 1, key, m->klen) == 0)
+            return (uint32_t)i;
+        i = (i + 1) & (m->cap - 1);
+    }
+}
+
+static int s_map_grow(s_map_t *m)
+{
+    s_map_t big = *m;
+    big.cap = m->cap * 2;
+    big.slots = calloc(big.cap, big.slot);
+    big.order = malloc(big.cap * sizeof *big.order);
+    if (!big.slots || !big.order) {
+        free(big.slots);
+        free(big.order);
+        return AS_E_NOMEM;
+    }
+    for (size_t j = 0; j < m->n; j++) {
+        uint8_t *s = m->slots + (size_t)m->order[j] * m->slot;
+        uint32_t i = s_map_probe(&big, s + 1);
+        memcpy(big.slots + (size_t)i * big.slot, s, m->slot);
+        big.order[j] = i;
+    }
+    free(m->slots);
+    free(m->order);
+    *m = big;
+    return 0;
+}
+
+/* The value for key, or NULL when absent. */
+static uint8_t *s_map_find(const s_map_t *m, const uint8_t *key)
+{
+    uint32_t i = s_map_probe(m, key);
+    return m->slots[(size_t)i * m->slot] ? s_map_val(m, i) : NULL;
+}
+
+/* The value for key, inserted zeroed when absent (*fresh tells); NULL when out of memory. */
+static uint8_t *s_map_upsert(s_map_t *m, const uint8_t *key, bool *fresh)
+{
+    if ((m->n + 1) * 2 > m->cap && s_map_grow(m) != 0)
+        return NULL;
+    uint32_t i = s_map_probe(m, key);
+    uint8_t *s = m->slots + (size_t)i * m->slot;
+    if (fresh)
+        *fresh = !s[0];
+    if (!s[0]) {
+        s[0] = 1;
+        memcpy(s + 1, key, m->klen);
+        memset(s + 1 + m->klen, 0, m->vlen);
+        m->order[m->n++] = i;
+    }
+    return s + 1 + m->klen;
+}
+
+static void s_map_clear(s_map_t *m)
+{
+    for (size_t j = 0; j < m->n; j++)
+        m->slots[(size_t)m->order[j] * m->slot] = 0;
+    m->n = 0;
+}
+
+static const s_map_t *s_sort_map;
+static int s_cmp_slot(const void *a, const void *b)
+{
+    return memcmp(s_map_key(s_sort_map, *(const uint32_t *)a),
+                  s_map_key(s_sort_map, *(const uint32_t *)b), s_sort_map->klen);
+}
+
+/* Sorts the iteration order by key, so the commit writes each B-tree in order. */
+static void s_map_sort(s_map_t *m)
+{
+    s_sort_map = m;
+    qsort(m->order, m->n, sizeof *m->order, s_cmp_slot);
+    s_sort_map = NULL;
+}
+
+/* ---- the ledger --------------------------------------------------------------------------- */
+
+typedef struct {
+    char id[64];
+    bool has_state;
+    as_collector_state_t st;
+    uint64_t accepted, duplicates, rejected;
+} s_coll_delta_t;
+
+struct as_ledger_s {
+    MDB_env *env;
+    MDB_dbi db_dedup, db_log, db_cells, db_vrefs, db_geo, db_georef, db_orgs, db_coll, db_meta;
+    size_t mapsize;
+    bool no_sync;
+    MDB_txn *txn;           /* the open write transaction, or NULL */
+    uint64_t last_seq;      /* newest sequence inside the open group */
+    uint64_t committed_seq; /* newest committed sequence */
+    uint64_t group_ms;      /* time of as_ledger_begin */
+    uint64_t grow_margin;   /* bytes the largest group so far added to the file, doubled */
+    bool must_grow;         /* the last group hit MDB_MAP_FULL */
+    as_commit_info_t info;  /* of the open group */
+    s_map_t ids;            /* id → seq + state, this group's dedup records */
+    s_map_t cells, vrefs, geo, georef; /* summed deltas */
+    s_map_t orgnames;                  /* credit code → name (AS_NAME_MAX + 1) */
+    s_coll_delta_t *colls;             /* this group's collectors */
+    size_t ncolls, capcolls;
+    int source; /* index into colls, -1 for none */
+    char source_id[64];
+    as_org_lookup_cb org_cb;
+    void *org_ctx;
+    as_supervisor_name_cb sup_cb;
+    void *sup_ctx;
+    as_event_t scratch; /* a correction's or retraction's target */
+    uint8_t *pack;      /* packing buffer */
+    size_t packcap;
+};
+
+static int s_db(const char *what, int rc)
+{
+    AS_ERROR("ledger", "%s failed: %s", what, mdb_strerror(rc));
+    return AS_E_DB;
+}
+
+static void s_be(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t s_get_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t s_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static uint64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000 + (uint64_t)ts.tv_nsec / 1000;
+}
+
+static int s_meta_get(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t *out)
+{
+    MDB_val k = {strlen(key), (void *)key}, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    *out = rc == 0 && v.mv_size == 8 ? s_get_be(v.mv_data, 8) : 0;
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int s_meta_put(MDB_txn *txn, MDB_dbi dbi, const char *key, uint64_t value)
+{
+    uint8_t b[8];
+    s_be(b, value, 8);
+    MDB_val k = {strlen(key), (void *)key}, v = {8, b};
+    return mdb_put(txn, dbi, &k, &v, 0);
+}
+
+/* ---- life cycle ---------------------------------------------------------------------------- */
+
+as_ledger_t *as_ledger_new(const char *dir, const as_ledger_opts_t *opts, int *err)
+{
+    as_ledger_t *l = calloc(1, sizeof *l);
+    MDB_txn *txn = NULL;
+    int rc = 0, dummy;
+    if (!err)
+        err = &dummy;
+    if (!l) {
+        *err = AS_E_NOMEM;
+        return NULL;
+    }
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        *err = -errno;
+        AS_ERROR("ledger", "cannot create %s: %s", dir, strerror(errno));
+        free(l);
+        return NULL;
+    }
+    as_division_init();
+    l->source = -1;
+    l->no_sync = opts && opts->no_sync;
+    l->mapsize = opts && opts->initial_map_bytes ? opts->initial_map_bytes : MAP_DEFAULT;
+    l->grow_margin = MARGIN_START;
+    if (s_map_init(&l->ids, AS_ID_LEN, ID_VAL) || s_map_init(&l->cells, CELL_KEY, NM * 8) ||
+        s_map_init(&l->vrefs, VREF_KEY, 8) || s_map_init(&l->geo, GEO_KEY, NG * 8) ||
+        s_map_init(&l->georef, GEOREF_KEY, 8) ||
+        s_map_init(&l->orgnames, AS_CODE_LEN, AS_NAME_MAX + 1)) {
+        rc = ENOMEM;
+        goto fail;
+    }
+    if ((rc = mdb_env_create(&l->env)) != 0)
+        goto fail;
+    mdb_env_set_maxdbs(l->env, 12);
+    mdb_env_set_maxreaders(l->env, 254);
+    if ((rc = mdb_env_set_mapsize(l->env, l->mapsize)) != 0)
+        goto fail;
+    /* MDB_NOTLS: read transactions are not tied to threads, so a reader may run on the thread
+     * that holds the write transaction (the daemon's one loop thread). */
+    if ((rc = mdb_env_open(l->env, dir, MDB_NOTLS | (l->no_sync ? MDB_NOSYNC : 0), 0640)) != 0)
+        goto fail;
+    MDB_envinfo info;
+    if (mdb_env_info(l->env, &info) == 0 && info.me_mapsize > l->mapsize)
+        l->mapsize = info.me_mapsize; /* a map grown in an earlier run */
+    if ((rc = mdb_txn_begin(l->env, NULL, 0, &txn)) != 0)
+        goto fail;
+    struct {
+        const char *name;
+        MDB_dbi *dbi;
+    } dbs[] = {{"dedup", &l->db_dedup}, {"log", &l->db_log},         {"cells", &l->db_cells},
+               {"vrefs", &l->db_vrefs}, {"geo", &l->db_geo},         {"georef", &l->db_georef},
+               {"orgs", &l->db_orgs},   {"collectors", &l->db_coll}, {"meta", &l->db_meta}};
+    for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
+        if ((rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi)) != 0)
+            goto fail;
+    uint64_t schema;
+    if ((rc = s_meta_get(txn, l->db_meta, "schema", &schema)) != 0 ||
+        (rc = s_meta_get(txn, l->db_meta, "last_seq", &l->committed_seq)) != 0)
+        goto fail;
+    if (schema == 0 && (rc = s_meta_put(txn, l->db_meta, "schema", SCHEMA_VERSION)) != 0)
+        goto fail;
+    if (schema > SCHEMA_VERSION) {
+        AS_ERROR("ledger", "%s holds schema %llu, newer than this program's %d; not opened", dir,
+                 (unsigned long long)schema, SCHEMA_VERSION);
+        mdb_txn_abort(txn);
+        mdb_env_close(l->env);
+        l->env = NULL;
+        as_ledger_destroy(&l);
+        *err = AS_E_DB;
+        return NULL;
+    }
+    if ((rc = mdb_txn_commit(txn)) != 0) {
+        txn = NULL;
+        goto fail;
+    }
+    l->last_seq = l->committed_seq;
+    return l;
+fail:
+    if (txn)
+        mdb_txn_abort(txn);
+    AS_ERROR("ledger", "cannot open the ledger in %s: %s", dir, mdb_strerror(rc));
+    as_ledger_destroy(&l);
+    *err = rc == ENOMEM ? AS_E_NOMEM : AS_E_DB;
+    return NULL;
+}
+
+void as_ledger_destroy(as_ledger_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    as_ledger_t *l = *self_p;
+    *self_p = NULL;
+    if (l->txn)
+        mdb_txn_abort(l->txn);
+    if (l->env)
+        mdb_env_close(l->env);
+    s_map_free(&l->ids);
+    s_map_free(&l->cells);
+    s_map_free(&l->vrefs);
+    s_map_free(&l->geo);
+    s_map_free(&l->georef);
+    s_map_free(&l->orgnames);
+    free(l->colls);
+    free(l->pack);
+    free(l);
+}
+
+void as_ledger_set_org_lookup(as_ledger_t *l, as_org_lookup_cb cb, void *ctx)
+{
+    l->org_cb = cb;
+    l->org_ctx = ctx;
+}
+
+void as_ledger_set_supervisor_name_cb(as_ledger_t *l, as_supervisor_name_cb cb, void *ctx)
+{
+    l->sup_cb = cb;
+    l->sup_ctx = ctx;
+}
+
+/* ---- map growth ---------------------------------------------------------------------------- */
+
+/* Grows the map (no transaction open) when the data would come near its end: above 70% use, or
+ * less room left than twice the largest group so far wrote, or after a MDB_MAP_FULL. */
+static int s_maybe_grow(as_ledger_t *l)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc;
+    if ((rc = mdb_env_info(l->env, &info)) != 0 || (rc = mdb_env_stat(l->env, &st)) != 0)
+        return s_db("reading the map size", rc);
+    uint64_t used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+    uint64_t want = info.me_mapsize;
+    while (l->must_grow || used * 10 > want * 7 || want - used < l->grow_margin) {
+        want *= 2;
+        l->must_grow = false;
+    }
+    if (want == info.me_mapsize)
+        return 0;
+    if ((rc = mdb_env_set_mapsize(l->env, want)) != 0)
+        return s_db("growing the map", rc);
+    AS_INFO("ledger", "map grown from %llu to %llu MiB (%llu MiB used)",
+            (unsigned long long)(info.me_mapsize >> 20), (unsigned long long)(want >> 20),
+            (unsigned long long)(used >> 20));
+    l->mapsize = want;
+    return 0;
+}
+
+static uint64_t s_used_bytes(as_ledger_t *l)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    if (mdb_env_info(l->env, &info) != 0 || mdb_env_stat(l->env, &st) != 0)
+        return 0;
+    return (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+}
+
+/* Translates an LMDB failure inside a group; MDB_MAP_FULL makes the next begin grow the map. */
+static int s_txn_err(as_ledger_t *l, const char *what, int rc)
+{
+    if (rc == MDB_MAP_FULL) {
+        l->must_grow = true;
+        AS_WARN("ledger",
+                "%s: the map is full; the group is abandoned and the map will grow "
+                "before the next one (resend the group)",
+                what);
+        return AS_E_DB;
+    }
+    return s_db(what, rc);
+}
+
+/* ---- writing ------------------------------------------------------------------------------- */
+
+static void s_reset_group(as_ledger_t *l)
+{
+    s_map_clear(&l->ids);
+    s_map_clear(&l->cells);
+    s_map_clear(&l->vrefs);
+    s_map_clear(&l->geo);
+    s_map_clear(&l->georef);
+    s_map_clear(&l->orgnames);
+    l->ncolls = 0;
+    l->source = -1;
+    l->last_seq = l->committed_seq;
+    memset(&l->info, 0, sizeof l->info);
+}
+
+int as_ledger_begin(as_ledger_t *l)
+{
+    if (l->txn)
+        return AS_E_STATE;
+    int rc = s_maybe_grow(l);
+    if (rc)
+        return rc;
+    if ((rc = mdb_txn_begin(l->env, NULL, 0, &l->txn)) != 0) {
+        l->txn = NULL;
+        return s_db("beginning a group", rc);
+    }
+    s_reset_group(l);
+    l->group_ms = s_now_ms();
+    if (l->source_id[0])
+        as_ledger_set_source(l, l->source_id);
+    return 0;
+}
+
+void as_ledger_abort(as_ledger_t *l)
+{
+    if (l->txn)
+        mdb_txn_abort(l->txn);
+    l->txn = NULL;
+    s_reset_group(l);
+}
+
+static s_coll_delta_t *s_coll(as_ledger_t *l, const char *id)
+{
+    for (size_t i = 0; i < l->ncolls; i++)
+        if (strcmp(l->colls[i].id, id) == 0)
+            return &l->colls[i];
+    if (l->ncolls == l->capcolls) {
+        size_t cap = l->capcolls ? l->capcolls * 2 : 8;
+        s_coll_delta_t *c = realloc(l->colls, cap * sizeof *c);
+        if (!c)
+            return NULL;
+        l->colls = c;
+        l->capcolls = cap;
+    }
+    s_coll_delta_t *c = &l->colls[l->ncolls++];
+    memset(c, 0, sizeof *c);
+    snprintf(c->id, sizeof c->id, "%s", id);
+    return c;
+}
+
+void as_ledger_set_source(as_ledger_t *l, const char *collector_id)
+{
+    l->source = -1;
+    if (!collector_id || !collector_id[0]) {
+        l->source_id[0] = 0;
+        return;
+    }
+    if (collector_id != l->source_id)
+        snprintf(l->source_id, sizeof l->source_id, "%s", collector_id);
+    if (!l->txn)
+        return; /* counted from the next begin on */
+    s_coll_delta_t *c = s_coll(l, collector_id);
+    if (c)
+        l->source = (int)(c - l->colls);
+}
+
+int as_ledger_put_collector(as_ledger_t *l, const as_collector_state_t *st)
+{
+    if (!l->txn)
+        return AS_E_STATE;
+    s_coll_delta_t *c = s_coll(l, st->collector_id);
+    if (!c)
+        return AS_E_NOMEM;
+    c->has_state = true;
+    c->st = *st;
+    c->st.collector_id[sizeof c->st.collector_id - 1] = 0;
+    c->st.version[sizeof c->st.version - 1] = 0;
+    return 0;
+}
+
+static void s_count(as_ledger_t *l, uint8_t code)
+{
+    if (code == AS_RESULT_ACCEPTED)
+        l->info.accepted++;
+    else if (code == AS_RESULT_DUPLICATE)
+        l->info.duplicates++;
+    else
+        l->info.rejected++;
+    if (l->source < 0)
+        return;
+    s_coll_delta_t *c = &l->colls[l->source];
+    if (code == AS_RESULT_ACCEPTED)
+        c->accepted++;
+    else if (code == AS_RESULT_DUPLICATE)
+        c->duplicates++;
+    else
+        c->rejected++;
+}
+
+/* The dedup record of id: this group's first, then the ledger's. Returns 0 (found), 1 (absent)
+ * or an LMDB error. */
+static int s_id_get(as_ledger_t *l, const uint8_t *id, uint64_t *seq, uint8_t *state)
+{
+    const uint8_t *v = s_map_find(&l->ids, id);
+    MDB_val k = {AS_ID_LEN, (void *)id}, dv;
+    if (!v) {
+        int rc = mdb_get(l->txn, l->db_dedup, &k, &dv);
+        if (rc == MDB_NOTFOUND)
+            return 1;
+        if (rc)
+            return rc;
+        if (dv.mv_size != ID_VAL)
+            return MDB_CORRUPTED;
+        v = dv.mv_data;
+    }
+    *seq = s_get_be(v, 8);
+    *state = v[8];
+    return 0;
+}
+
+static int s_id_put(as_ledger_t *l, const uint8_t *id, uint64_t seq, uint8_t state)
+{
+    uint8_t *v = s_map_upsert(&l->ids, id, NULL);
+    if (!v)
+        return ENOMEM;
+    s_be(v, seq, 8);
+    v[8] = state;
+    return 0;
+}
+
+/* Reads the log entry seq (header and event). Returns 0 or an LMDB error. */
+static int s_log_read(MDB_txn *txn, MDB_dbi dbi, uint64_t seq, as_log_entry_t *e)
+{
+    uint8_t kb[8];
+    s_be(kb, seq, 8);
+    MDB_val k = {8, kb}, v;
+    int rc = mdb_get(txn, dbi, &k, &v);
+    if (rc)
+        return rc;
+    const uint8_t *p = v.mv_data;
+    if (v.mv_size < LOG_HDR || p[0] != 1)
+        return MDB_CORRUPTED;
+    e->seq = seq;
+    e->kind = p[1];
+    e->org.supervisor = (uint16_t)s_get_be(p + 2, 2);
+    e->org.type = p[4];
+    e->org.level = p[5];
+    e->commit_ms = s_get_be(p + 10, 8);
+    if (as_event_unpack(p + LOG_HDR, v.mv_size - LOG_HDR, &e->ev) != 0)
+        return MDB_CORRUPTED;
+    return 0;
+}
+
+/* Measures of an event in the order of the NM columns. */
+static void s_measures(const as_event_t *ev, int64_t m[NM])
+{
+    m[0] = 1;
+    m[1] = (int64_t)ev->beneficiaries;
+    m[2] = (int64_t)ev->registered_poor;
+    m[3] = ev->funds_fen;
+    m[4] = ev->goods_fen;
+    m[5] = (int64_t)ev->volunteers;
+    m[6] = (int64_t)ev->volunteer_tenths;
+    m[7] = (int64_t)ev->social_workers;
+    m[8] = (int64_t)ev->persons_lifted;
+    m[9] = (int64_t)ev->jobs;
+    m[10] = (int64_t)ev->trainees;
+    m[11] = ev->income_fen;
+}
+
+static void s_add_i64(uint8_t *dst, const int64_t *src, int n, int sign)
+{
+    int64_t v[NG];
+    memcpy(v, dst, (size_t)n * 8);
+    for (int i = 0; i < n; i++)
+        v[i] += sign * src[i];
+    memcpy(dst, v, (size_t)n * 8);
+}
+
+static uint32_t s_province_of(uint32_t county)
+{
+    return county / 10000 * 10000;
+}
+
+static uint32_t s_city_of(uint32_t county)
+{
+    uint32_t c = as_division_city_of(county);
+    return c ? c : county / 100 * 100;
+}
+
+static bool s_poverty(uint32_t county)
+{
+    const as_division_t *d = as_division_find(county);
+    return d && d->poverty;
+}
+
+/* The cell key's attribute tail (county … level), shared by cells and vrefs. */
+static void s_attrs(uint8_t *p, const as_event_t *ev, const as_org_info_t *org)
+{
+    s_be(p, ev->county, 3);
+    p[3] = (uint8_t)(ev->date / 100 % 100);
+    p[4] = ev->area;
+    p[5] = ev->project;
+    p[6] = ev->group;
+    p[7] = ev->funding;
+    s_be(p + 8, org->supervisor, 2);
+    p[10] = org->type;
+    p[11] = org->level;
+}
+
+static void s_code18(uint8_t *p, const char *s)
+{
+    memset(p, 0, 18);
+    memcpy(p, s, strnlen(s, 18));
+}
+
+static int s_georef(as_ledger_t *l, uint16_t year, uint8_t level, uint32_t code, uint8_t kind,
+                    const char *entity, int sign)
+{
+    uint8_t k[GEOREF_KEY];
+    s_be(k, year, 2);
+    k[2] = level;
+    s_be(k + 3, code, 3);
+    k[6] = kind;
+    s_code18(k + 7, entity);
+    uint8_t *v = s_map_upsert(&l->georef, k, NULL);
+    if (!v)
+        return ENOMEM;
+    int64_t n;
+    memcpy(&n, v, 8);
+    n += sign;
+    memcpy(v, &n, 8);
+    return 0;
+}
+
+/* Adds (sign +1) or subtracts (-1) an event's contribution to this group's deltas. */
+static int s_contribute(as_ledger_t *l, const as_event_t *ev, const as_org_info_t *org, int sign)
+{
+    int64_t m[NM];
+    s_measures(ev, m);
+    uint16_t year = (uint16_t)(ev->date / 10000);
+
+    uint8_t ck[CELL_KEY];
+    s_be(ck, year, 2);
+    s_code18(ck + 2, ev->org_code);
+    s_attrs(ck + 20, ev, org);
+    uint8_t *v = s_map_upsert(&l->cells, ck, NULL);
+    if (!v)
+        return ENOMEM;
+    s_add_i64(v, m, NM, sign);
+
+    if (ev->village[0]) {
+        uint8_t vk[VREF_KEY];
+        s_be(vk, year, 2);
+        vk[2] = K_VILLAGE;
+        memset(vk + 3, 0, 12);
+        memcpy(vk + 3, ev->village, strnlen(ev->village, 12));
+        memcpy(vk + 15, ck + 2, 18 + 12);
+        for (int deep = 0; deep <= (ev->deep_village ? 1 : 0); deep++) {
+            vk[2] = deep ? K_DEEP : K_VILLAGE;
+            if (!(v = s_map_upsert(&l->vrefs, vk, NULL)))
+                return ENOMEM;
+            int64_t n;
+            memcpy(&n, v, 8);
+            n += sign;
+            memcpy(v, &n, 8);
+        }
+    }
+
+    uint32_t codes[4] = {ev->county, s_city_of(ev->county), s_poverty(ev->county) ? 1 : 2,
+                         s_province_of(ev->county)};
+    char county_s[8];
+    snprintf(county_s, sizeof county_s, "%06u", ev->county % 1000000);
+    for (uint8_t lv = LV_COUNTY; lv <= LV_PROVINCE; lv++) {
+        uint8_t gk[GEO_KEY];
+        s_be(gk, year, 2);
+        gk[2] = lv;
+        s_be(gk + 3, codes[lv - 1], 3);
+        if (!(v = s_map_upsert(&l->geo, gk, NULL)))
+            return ENOMEM;
+        s_add_i64(v, m, NM, sign);
+        int rc;
+        if ((rc = s_georef(l, year, lv, codes[lv - 1], K_ORG, ev->org_code, sign)) ||
+            (rc = s_georef(l, year, lv, codes[lv - 1], K_COUNTY, county_s, sign)))
+            return rc;
+        if (ev->village[0]) {
+            if ((rc = s_georef(l, year, lv, codes[lv - 1], K_VILLAGE, ev->village, sign)))
+                return rc;
+            if (ev->deep_village &&
+                (rc = s_georef(l, year, lv, codes[lv - 1], K_DEEP, ev->village, sign)))
+                return rc;
+        }
+    }
+    if (sign > 0) {
+        uint8_t ok[AS_CODE_LEN];
+        s_code18(ok, ev->org_code);
+        if (!(v = s_map_upsert(&l->orgnames, ok, NULL)))
+            return ENOMEM;
+        snprintf((char *)v, AS_NAME_MAX + 1, "%s", ev->org_name);
+    }
+    return 0;
+}
+
+/* Appends ev to the log as seq. */
+static int s_log_put(as_ledger_t *l, uint64_t seq, uint8_t kind, const as_org_info_t *org,
+                     const as_event_t *ev)
+{
+    size_t n = as_event_packed_size(ev);
+    uint8_t kb[8];
+    s_be(kb, seq, 8);
+    MDB_val k = {8, kb}, v = {LOG_HDR + n, NULL};
+    int rc = mdb_put(l->txn, l->db_log, &k, &v, MDB_APPEND | MDB_RESERVE);
+    if (rc)
+        return rc;
+    uint8_t *p = v.mv_data;
+    p[0] = 1;
+    p[1] = kind;
+    s_be(p + 2, org->supervisor, 2);
+    p[4] = org->type;
+    p[5] = org->level;
+    s_be(p + 6, ev->county, 4);
+    s_be(p + 10, l->group_ms, 8);
+    size_t got = as_event_pack(ev, p + LOG_HDR);
+    return got == n ? 0 : MDB_BAD_VALSIZE;
+}
+
+static void s_reject(as_apply_result_t *res, uint8_t why, const char *reason)
+{
+    res->code = AS_RESULT_REJECTED;
+    res->reject = why;
+    snprintf(res->reason, sizeof res->reason, "%s", reason);
+}
+
+int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res)
+{
+    memset(res, 0, sizeof *res);
+    if (!l->txn)
+        return AS_E_STATE;
+    uint64_t seq;
+    uint8_t state;
+    int rc = s_id_get(l, ev->id, &seq, &state);
+    if (rc < 0 || rc > 1)
+        return s_txn_err(l, "looking up an event id", rc);
+    if (rc == 0) {
+        res->code = AS_RESULT_DUPLICATE;
+        s_count(l, res->code);
+        return 0;
+    }
+    as_org_info_t org = {0, 0, 0};
+    if (l->org_cb && l->org_cb(l->org_ctx, ev->org_code, &org) != 0)
+        memset(&org, 0, sizeof org);
+
+    uint8_t kind = AS_LOG_NEW;
+    bool target_live = false;
+    uint64_t tseq = 0;
+    if (ev->has_correction) {
+        uint8_t tstate = 0;
+        rc = s_id_get(l, ev->correction_of, &tseq, &tstate);
+        if (rc < 0 || rc > 1)
+            return s_txn_err(l, "looking up a correction's target", rc);
+        target_live = rc == 0 && tstate == ST_LIVE;
+    }
+    if (ev->has_correction && ev->retract && !target_live) {
+        s_reject(res, AS_REJECT_RETRACT_NOT_LIVE,
+                 "撤回的事件不存在或已被撤回、更正 / the retracted event is unknown, already "
+                 "retracted or replaced");
+        s_count(l, res->code);
+        return 0;
+    }
+    if (target_live) {
+        as_log_entry_t *t = (as_log_entry_t *)malloc(sizeof *t);
+        if (!t)
+            return AS_E_NOMEM;
+        rc = s_log_read(l->txn, l->db_log, tseq, t);
+        if (rc == 0)
+            rc = s_contribute(l, &t->ev, &t->org, -1);
+        if (rc == 0)
+            rc = s_id_put(l, ev->correction_of, tseq, ev->retract ? ST_RETRACTED : ST_REPLACED);
+        free(t);
+        if (rc)
+            return rc == ENOMEM ? AS_E_NOMEM : s_txn_err(l, "reading a correction's target", rc);
+        kind = ev->retract ? AS_LOG_RETRACTION : AS_LOG_CORRECTION;
+    } else if (ev->has_correction) {
+        ev->flags |= AS_FLAG_CORRECTION_TARGET_MISSING;
+    }
+    if (kind != AS_LOG_RETRACTION && (rc = s_contribute(l, ev, &org, +1)) != 0)
+        return AS_E_NOMEM;
+    seq = l->last_seq + 1;
+    if ((rc = s_log_put(l, seq, kind, &org, ev)) != 0)
+        return s_txn_err(l, "appending to the event log", rc);
+    if (s_id_put(l, ev->id, seq, kind == AS_LOG_RETRACTION ? ST_RETRACTION : ST_LIVE) != 0)
+        return AS_E_NOMEM;
+    l->last_seq = seq;
+    if (!l->info.first_seq)
+        l->info.first_seq = seq;
+    res->code = AS_RESULT_ACCEPTED;
+    res->seq = seq;
+    s_count(l, res->code);
+    return 0;
+}
+
+/* ---- commit: write each summed key once, in key order ------------------------------------ */
+
+static bool s_all_zero(const uint8_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i])
+            return false;
+    return true;
+}
+
+static int s_flush_ids(as_ledger_t *l)
+{
+    s_map_sort(&l->ids);
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(l->txn, l->db_dedup, &c);
+    if (rc)
+        return rc;
+    for (size_t j = 0; rc == 0 && j < l->ids.n; j++) {
+        MDB_val k = {AS_ID_LEN, s_map_key(&l->ids, l->ids.order[j])};
+        MDB_val v = {ID_VAL, s_map_val(&l->ids, l->ids.order[j])};
+        rc = mdb_cursor_put(c, &k, &v, 0);
+    }
+    mdb_cursor_close(c);
+    return rc;
+}
+
+/* Adds the summed i64 deltas of m to the stored records; a record whose first column (its count
+ * of live events) reaches 0 is deleted. For georef, on_transition is told 0 → n and n → 0. */
+static int s_flush_sum(as_ledger_t *l, s_map_t *m, MDB_dbi dbi, int ncols,
+                       int (*on_transition)(as_ledger_t *, const uint8_t *key, int dir))
+{
+    s_map_sort(m);
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(l->txn, dbi, &c);
+    if (rc)
+        return rc;
+    size_t vbytes = (size_t)ncols * 8;
+    for (size_t j = 0; j < m->n; j++) {
+        uint8_t *key = s_map_key(m, m->order[j]), *delta = s_map_val(m, m->order[j]);
+        if (s_all_zero(delta, vbytes))
+            continue;
+        int64_t cur[NG] = {0};
+        MDB_val k = {m->klen, key}, v;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+        bool had = rc == 0;
+        if (rc == 0 && v.mv_size == vbytes)
+            memcpy(cur, v.mv_data, vbytes);
+        else if (rc == 0 || rc != MDB_NOTFOUND)
+            break;
+        int64_t before = cur[0];
+        int64_t d[NG];
+        memcpy(d, delta, vbytes); /* slots are not 8-aligned for every key length */
+        s_add_i64((uint8_t *)cur, d, ncols, 1);
+        if (cur[0] <= 0) {
+            if (cur[0] < 0)
+                AS_ERROR("ledger", "a count went below zero (%lld); clamped", (long long)cur[0]);
+            rc = had ? mdb_cursor_del(c, 0) : 0;
+        } else {
+            MDB_val nv = {vbytes, cur};
+            k.mv_size = m->klen;
+            k.mv_data = key;
+            rc = mdb_cursor_put(c, &k, &nv, 0);
+        }
+        if (rc)
+            break;
+        if (on_transition && (before <= 0) != (cur[0] <= 0) &&
+            (rc = on_transition(l, key, before <= 0 ? +1 : -1)) != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    return rc;
+}
+
+/* A georef went 0 → n (dir +1) or n → 0 (-1): the geo row's distinct count moves. */
+static int s_georef_transition(as_ledger_t *l, const uint8_t *key, int dir)
+{
+    uint8_t *v = s_map_upsert(&l->geo, key, NULL); /* geo key = georef key's first 6 bytes */
+    if (!v)
+        return ENOMEM;
+    int64_t d[NG] = {0};
+    d[NM + key[6] - K_ORG] = dir;
+    s_add_i64(v, d, NG, 1);
+    return 0;
+}
+
+static int s_flush_names(as_ledger_t *l)
+{
+    for (size_t j = 0; j < l->orgnames.n; j++) {
+        uint8_t *key = s_map_key(&l->orgnames, l->orgnames.order[j]);
+        const char *name = (const char *)s_map_val(&l->orgnames, l->orgnames.order[j]);
+        MDB_val k = {AS_CODE_LEN, key}, v;
+        int rc = mdb_get(l->txn, l->db_orgs, &k, &v);
+        size_t nl = strlen(name);
+        if (rc == 0 && v.mv_size == nl && memcmp(v.mv_data, name, nl) == 0)
+            continue;
+        if (rc && rc != MDB_NOTFOUND)
+            return rc;
+        v.mv_size = nl;
+        v.mv_data = (void *)name;
+        if ((rc = mdb_put(l->txn, l->db_orgs, &k, &v, 0)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int s_flush_collectors(as_ledger_t *l)
+{
+    for (size_t i = 0; i < l->ncolls; i++) {
+        s_coll_delta_t *d = &l->colls[i];
+        if (!d->has_state && !d->accepted && !d->duplicates && !d->rejected)
+            continue;
+        as_collector_info_t ci;
+        memset(&ci, 0, sizeof ci);
+        MDB_val k = {strlen(d->id), d->id}, v;
+        int rc = mdb_get(l->txn, l->db_coll, &k, &v);
+        if (rc == 0 && v.mv_size == sizeof ci)
+            memcpy(&ci, v.mv_data, sizeof ci);
+        else if (rc && rc != MDB_NOTFOUND)
+            return rc;
+        if (d->has_state)
+            ci.st = d->st;
+        snprintf(ci.st.collector_id, sizeof ci.st.collector_id, "%s", d->id);
+        ci.accepted += d->accepted;
+        ci.duplicates += d->duplicates;
+        ci.rejected += d->rejected;
+        v.mv_size = sizeof ci;
+        v.mv_data = &ci;
+        if ((rc = mdb_put(l->txn, l->db_coll, &k, &v, 0)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info)
+{
+    if (!l->txn)
+        return AS_E_STATE;
+    uint64_t used_before = s_used_bytes(l);
+    int rc;
+    const char *what = "writing dedup records";
+    if ((rc = s_flush_ids(l)) != 0)
+        goto fail;
+    what = "writing totals";
+    if ((rc = s_flush_sum(l, &l->cells, l->db_cells, NM, NULL)) != 0)
+        goto fail;
+    what = "writing village references";
+    if ((rc = s_flush_sum(l, &l->vrefs, l->db_vrefs, 1, NULL)) != 0)
+        goto fail;
+    what = "writing distinct references";
+    if ((rc = s_flush_sum(l, &l->georef, l->db_georef, 1, s_georef_transition)) != 0)
+        goto fail;
+    what = "writing area totals";
+    if ((rc = s_flush_sum(l, &l->geo, l->db_geo, NG, NULL)) != 0)
+        goto fail;
+    what = "writing organisation names";
+    if ((rc = s_flush_names(l)) != 0)
+        goto fail;
+    what = "writing collectors";
+    if ((rc = s_flush_collectors(l)) != 0)
+        goto fail;
+    what = "writing the sequence";
+    if (l->last_seq != l->committed_seq &&
+        (rc = s_meta_put(l->txn, l->db_meta, "last_seq", l->last_seq)) != 0)
+        goto fail;
+    uint64_t t0 = s_now_us();
+    rc = mdb_txn_commit(l->txn);
+    l->txn = NULL;
+    if (rc) {
+        what = "committing a group";
+        goto fail;
+    }
+    l->info.commit_us = s_now_us() - t0;
+    l->committed_seq = l->last_seq;
+    l->info.last_seq = l->committed_seq;
+    uint64_t used_after = s_used_bytes(l);
+    if (used_after > used_before && (used_after - used_before) * 4 > l->grow_margin)
+        l->grow_margin = (used_after - used_before) * 4;
+    if (info)
+        *info = l->info;
+    s_reset_group(l);
+    return 0;
+fail:;
+    int err = rc == ENOMEM ? AS_E_NOMEM : s_txn_err(l, what, rc);
+    as_ledger_abort(l);
+    return err;
+}
+
+/* ---- reading ------------------------------------------------------------------------------- */
+
+static int s_read_begin(as_ledger_t *l, MDB_txn **txn)
+{
+    int rc = mdb_txn_begin(l->env, NULL, MDB_RDONLY, txn);
+    return rc ? s_db("beginning a read", rc) : 0;
+}
+
+uint64_t as_ledger_last_seq(as_ledger_t *l)
+{
+    MDB_txn *txn;
+    uint64_t seq = 0;
+    if (s_read_begin(l, &txn) != 0)
+        return l->committed_seq;
+    s_meta_get(txn, l->db_meta, "last_seq", &seq);
+    mdb_txn_abort(txn);
+    return seq;
+}
+
+int as_ledger_replay(as_ledger_t *l, uint64_t from, size_t limit, const char *county_prefix,
+                     as_log_cb cb, void *ctx, uint64_t *next, uint64_t *last)
+{
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    int rc = s_read_begin(l, &txn);
+    if (rc)
+        return rc;
+    uint64_t newest = 0;
+    s_meta_get(txn, l->db_meta, "last_seq", &newest);
+    if (last)
+        *last = newest;
+    if (from == 0)
+        from = 1;
+    if (next)
+        *next = from;
+    size_t plen = county_prefix ? strlen(county_prefix) : 0;
+    as_log_entry_t *e = malloc(sizeof *e);
+    if (!e) {
+        mdb_txn_abort(txn);
+        return AS_E_NOMEM;
+    }
+    if ((rc = mdb_cursor_open(txn, l->db_log, &c)) != 0)
+        goto done;
+    uint8_t kb[8];
+    s_be(kb, from, 8);
+    MDB_val k = {8, kb}, v;
+    size_t delivered = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && delivered < limit;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        uint64_t seq = s_get_be(k.mv_data, 8);
+        const uint8_t *p = v.mv_data;
+        if (next)
+            *next = seq + 1;
+        if (v.mv_size < LOG_HDR || p[0] != 1) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        if (plen) {
+            char cs[12];
+            snprintf(cs, sizeof cs, "%06u", (unsigned)s_get_be(p + 6, 4));
+            if (strncmp(cs, county_prefix, plen) != 0)
+                continue;
+        }
+        e->seq = seq;
+        e->kind = p[1];
+        e->org.supervisor = (uint16_t)s_get_be(p + 2, 2);
+        e->org.type = p[4];
+        e->org.level = p[5];
+        e->commit_ms = s_get_be(p + 10, 8);
+        if (as_event_unpack(p + LOG_HDR, v.mv_size - LOG_HDR, &e->ev) != 0) {
+            rc = MDB_CORRUPTED;
+            break;
+        }
+        delivered++;
+        if (cb(ctx, e, p + LOG_HDR, v.mv_size - LOG_HDR) != 0) {
+            rc = 0;
+            break;
+        }
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+done:
+    if (c)
+        mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    free(e);
+    return rc ? s_db("replaying the event log", rc) : 0;
+}
+
+int as_ledger_collectors(as_ledger_t *l, as_collector_info_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    MDB_txn *txn;
+    MDB_cursor *c;
+    int rc = s_read_begin(l, &txn);
+    if (rc)
+        return rc;
+    if ((rc = mdb_cursor_open(txn, l->db_coll, &c)) != 0) {
+        mdb_txn_abort(txn);
+        return s_db("listing collectors", rc);
+    }
+    size_t cap = 0;
+    MDB_val k, v;
+    while ((rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) == 0) {
+        if (v.mv_size != sizeof(as_collector_info_t))
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            as_collector_info_t *p = realloc(*out, cap * sizeof *p);
+            if (!p) {
+                rc = ENOMEM;
+                break;
+            }
+            *out = p;
+        }
+        memcpy(&(*out)[(*n)++], v.mv_data, sizeof(as_collector_info_t));
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    free(*out);
+    *out = NULL;
+    *n = 0;
+    return rc == ENOMEM ? AS_E_NOMEM : s_db("listing collectors", rc);
+}
+
+int as_ledger_collector(as_ledger_t *l, const char *collector_id, as_collector_info_t *out)
+{
+    MDB_txn *txn;
+    int rc = s_read_begin(l, &txn);
+    if (rc)
+        return rc;
+    MDB_val k = {strlen(collector_id), (void *)collector_id}, v;
+    rc = mdb_get(txn, l->db_coll, &k, &v);
+    if (rc == 0 && v.mv_size == sizeof *out)
+        memcpy(out, v.mv_data, sizeof *out);
+    mdb_txn_abort(txn);
+    if (rc == MDB_NOTFOUND || (rc == 0 && v.mv_size != sizeof *out))
+        return AS_E_NOTFOUND;
+    return rc ? s_db("reading a collector", rc) : 0;
+}
+
+int as_ledger_backup(as_ledger_t *l, const char *dir)
+{
+    if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
+        AS_ERROR("ledger", "cannot create %s: %s", dir, strerror(errno));
+        return -errno;
+    }
+    int rc = mdb_env_copy2(l->env, dir, MDB_CP_COMPACT);
+    return rc ? s_db("backing up the ledger", rc) : 0;
+}
+
+int as_ledger_size(as_ledger_t *l, uint64_t *file_bytes, uint64_t *map_bytes)
+{
+    MDB_envinfo info;
+    MDB_stat st;
+    int rc;
+    if ((rc = mdb_env_info(l->env, &info)) != 0 || (rc = mdb_env_stat(l->env, &st)) != 0)
+        return s_db("reading the ledger size", rc);
+    const char *path = NULL;
+    struct stat sb;
+    char file[4096];
+    if (file_bytes) {
+        *file_bytes = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
+        if (mdb_env_get_path(l->env, &path) == 0 && path) {
+            snprintf(file, sizeof file, "%s/data.mdb", path);
+            if (stat(file, &sb) == 0)
+                *file_bytes = (uint64_t)sb.st_size;
+        }
+    }
+    if (map_bytes)
+        *map_bytes = info.me_mapsize;
+    return 0;
+}
+
+/* ---- totals -------------------------------------------------------------------------------- */
+
+static const char *const s_dim_names[AS_DIM_COUNT] = {"province",   "city",    "county", "area",
+                                                      "supervisor", "org",     "month",  "group",
+                                                      "funding",    "project", "poverty"};
+
+const char *as_dim_name(as_dim_t d)
+{
+    return (unsigned)d < AS_DIM_COUNT ? s_dim_names[d] : "";
+}
+
+int as_dim_parse(const char *name)
+{
+    for (int i = 0; name && i < AS_DIM_COUNT; i++)
+        if (strcmp(name, s_dim_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+/* The attributes of a cell or village reference, decoded. */
+typedef struct {
+    const uint8_t *org; /* 18 bytes, zero padded */
+    uint32_t county;
+    uint8_t month, area, project, group, funding;
+    uint16_t supervisor;
+} s_attr_t;
+
+static void s_attr_decode(s_attr_t *a, const uint8_t *org, const uint8_t *p)
+{
+    a->org = org;
+    a->county = (uint32_t)s_get_be(p, 3);
+    a->month = p[3];
+    a->area = p[4];
+    a->project = p[5];
+    a->group = p[6];
+    a->funding = p[7];
+    a->supervisor = (uint16_t)s_get_be(p + 8, 2);
+}
+
+typedef struct {
+    as_totals_row_t row;
+    uint64_t run[3]; /* last entity run counted: organisations, villages, deep villages */
+    uint64_t *cbits; /* counties seen, by s_q_t county index */
+    size_t cwords;
+} s_grp_t;
+
+typedef struct {
+    as_ledger_t *l;
+    MDB_txn *txn;
+    uint32_t year;
+    as_dim_t by;
+    as_filter_t f;
+    int flevel; /* filter: 0 none, LV_COUNTY, LV_CITY */
+    s_grp_t *g;
+    size_t n, cap;
+    s_map_t index; /* row key (24 bytes) → u32 group index */
+    s_map_t cidx;  /* county code (4 bytes) → u32 bit index */
+    s_grp_t total;
+    int last; /* group of the previous record (cells run by org), -1 none */
+    char last_key[24];
+} s_q_t;
+
+static void s_measures_from(as_measures_t *m, const int64_t *v, int ncols, int sign)
+{
+    uint64_t *u[NM] = {&m->activities,
+                       &m->beneficiaries,
+                       &m->registered_poor,
+                       NULL,
+                       NULL,
+                       &m->volunteers,
+                       &m->volunteer_tenths,
+                       &m->social_workers,
+                       &m->persons_lifted,
+                       &m->jobs,
+                       &m->trainees,
+                       NULL};
+    for (int i = 0; i < NM; i++)
+        if (u[i])
+            *u[i] += (uint64_t)(sign * v[i]);
+    m->funds_fen += sign * v[3];
+    m->goods_fen += sign * v[4];
+    m->income_fen += sign * v[11];
+    if (ncols == NG) {
+        m->organisations += (uint64_t)v[NM];
+        m->villages += (uint64_t)v[NM + 1];
+        m->deep_villages += (uint64_t)v[NM + 2];
+        m->counties += (uint64_t)v[NM + 3];
+    }
+}
+
+static const char *s_or_none(const char *s)
+{
+    return s && s[0] ? s : "none";
+}
+
+/* The row key of a record for the query's dimension. */
+static void s_row_key(const s_q_t *q, const s_attr_t *a, char key[24])
+{
+    memset(key, 0, 24);
+    switch (q->by) {
+    case AS_DIM_PROVINCE:
+        snprintf(key, 24, "%06u", s_province_of(a->county));
+        break;
+    case AS_DIM_CITY:
+        snprintf(key, 24, "%06u", s_city_of(a->county));
+        break;
+    case AS_DIM_COUNTY:
+        snprintf(key, 24, "%06u", a->county);
+        break;
+    case AS_DIM_AREA:
+        snprintf(key, 24, "%s", a->area ? s_or_none(as_area_name(a->area)) : "none");
+        break;
+    case AS_DIM_SUPERVISOR:
+        snprintf(key, 24, "%u", a->supervisor);
+        break;
+    case AS_DIM_ORG:
+        memcpy(key, a->org, 18);
+        break;
+    case AS_DIM_MONTH:
+        snprintf(key, 24, "%04u-%02u", q->year % 10000, a->month % 100);
+        break;
+    case AS_DIM_GROUP:
+        snprintf(key, 24, "%s", a->group ? s_or_none(as_group_name(a->group)) : "none");
+        break;
+    case AS_DIM_FUNDING:
+        snprintf(key, 24, "%s", a->funding ? s_or_none(as_funding_name(a->funding)) : "none");
+        break;
+    case AS_DIM_PROJECT:
+        snprintf(key, 24, "%s", a->project ? s_or_none(as_project_name(a->project)) : "none");
+        break;
+    case AS_DIM_POVERTY:
+        snprintf(key, 24, "%s", s_poverty(a->county) ? "inside" : "outside");
+        break;
+    default:
+        break;
+    }
+}
+
+static int s_filter_level(uint32_t code)
+{
+    if (code == 0 || code % 10000 == 0)
+        return 0;
+    return code % 100 == 0 ? LV_CITY : LV_COUNTY;
+}
+
+static bool s_match(const s_q_t *q, uint32_t county, uint16_t sup)
+{
+    if (q->f.supervisor >= 0 && sup != (uint16_t)q->f.supervisor)
+        return false;
+    if (q->flevel == LV_COUNTY)
+        return county == q->f.county;
+    if (q->flevel == LV_CITY)
+        return s_city_of(county) == q->f.county;
+    return true;
+}
+
+/* The group of a row key, created when new; NULL when out of memory. */
+static s_grp_t *s_group(s_q_t *q, const char key[24])
+{
+    if (q->last >= 0 && memcmp(q->last_key, key, 24) == 0)
+        return &q->g[q->last];
+    bool fresh;
+    uint8_t *v = s_map_upsert(&q->index, (const uint8_t *)key, &fresh);
+    if (!v)
+        return NULL;
+    uint32_t i;
+    if (fresh) {
+        if (q->n == q->cap) {
+            size_t cap = q->cap ? q->cap * 2 : 32;
+            s_grp_t *g = realloc(q->g, cap * sizeof *g);
+            if (!g)
+                return NULL;
+            q->g = g;
+            q->cap = cap;
+        }
+        i = (uint32_t)q->n++;
+        memset(&q->g[i], 0, sizeof q->g[i]);
+        memcpy(q->g[i].row.key, key, 24);
+        q->g[i].row.key[23] = 0;
+        memcpy(v, &i, 4);
+    } else {
+        memcpy(&i, v, 4);
+    }
+    q->last = (int)i;
+    memcpy(q->last_key, key, 24);
+    return &q->g[i];
+}
+
+static int s_count_county(s_q_t *q, s_grp_t *g, uint32_t county)
+{
+    bool fresh;
+    uint8_t *v = s_map_upsert(&q->cidx, (const uint8_t *)&county, &fresh);
+    if (!v)
+        return AS_E_NOMEM;
+    uint32_t bit;
+    if (fresh) {
+        bit = (uint32_t)q->cidx.n - 1;
+        memcpy(v, &bit, 4);
+    } else {
+        memcpy(&bit, v, 4);
+    }
+    size_t w = bit / 64;
+    if (w >= g->cwords) {
+        size_t nw = w + 4;
+        uint64_t *b = realloc(g->cbits, nw * sizeof *b);
+        if (!b)
+            return AS_E_NOMEM;
+        memset(b + g->cwords, 0, (nw - g->cwords) * sizeof *b);
+        g->cbits = b;
+        g->cwords = nw;
+    }
+    if (!(g->cbits[w] & (1ull << (bit % 64)))) {
+        g->cbits[w] |= 1ull << (bit % 64);
+        g->row.m.counties++;
+    }
+    return 0;
+}
+
+/* One scan of the year's cells: additive measures, distinct organisations and counties. */
+static int s_scan_cells(s_q_t *q)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(q->txn, q->l->db_cells, &c);
+    if (rc)
+        return s_db("reading totals", rc);
+    uint8_t start[2];
+    s_be(start, q->year, 2);
+    MDB_val k = {2, start}, v;
+    uint64_t run = 0;
+    uint8_t prev_org[18] = {0};
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size != CELL_KEY || memcmp(kp, start, 2) != 0)
+            break;
+        if (v.mv_size != NM * 8)
+            continue;
+        s_attr_t a;
+        s_attr_decode(&a, kp + 2, kp + 20);
+        if (!s_match(q, a.county, a.supervisor))
+            continue;
+        if (run == 0 || memcmp(prev_org, kp + 2, 18) != 0) {
+            run++;
+            memcpy(prev_org, kp + 2, 18);
+        }
+        char key[24];
+        s_row_key(q, &a, key);
+        s_grp_t *g = s_group(q, key);
+        if (!g) {
+            rc = ENOMEM;
+            break;
+        }
+        int64_t m[NM];
+        memcpy(m, v.mv_data, sizeof m);
+        s_grp_t *both[2] = {g, &q->total};
+        for (int i = 0; i < 2; i++) {
+            s_measures_from(&both[i]->row.m, m, NM, 1);
+            if (both[i]->run[0] != run) {
+                both[i]->run[0] = run;
+                both[i]->row.m.organisations++;
+            }
+            if (s_count_county(q, both[i], a.county) != 0) {
+                rc = ENOMEM;
+                break;
+            }
+        }
+        if (rc)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc == ENOMEM)
+        return AS_E_NOMEM;
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_db("reading totals", rc);
+}
+
+/* One scan of the year's village references: distinct villages and deep-poverty villages. */
+static int s_scan_vrefs(s_q_t *q)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(q->txn, q->l->db_vrefs, &c);
+    if (rc)
+        return s_db("reading village references", rc);
+    uint8_t start[2];
+    s_be(start, q->year, 2);
+    MDB_val k = {2, start}, v;
+    uint64_t run = 0;
+    uint8_t prev[13] = {0};
+    q->last = -1;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size != VREF_KEY || memcmp(kp, start, 2) != 0)
+            break;
+        s_attr_t a;
+        s_attr_decode(&a, kp + 15, kp + 33);
+        if (!s_match(q, a.county, a.supervisor))
+            continue;
+        if (run == 0 || memcmp(prev, kp + 2, 13) != 0) {
+            run++;
+            memcpy(prev, kp + 2, 13);
+        }
+        int which = kp[2] == K_DEEP ? 2 : 1;
+        char key[24];
+        s_row_key(q, &a, key);
+        s_grp_t *g = s_group(q, key);
+        if (!g) {
+            rc = ENOMEM;
+            break;
+        }
+        s_grp_t *both[2] = {g, &q->total};
+        for (int i = 0; i < 2; i++) {
+            if (both[i]->run[which] == run)
+                continue;
+            both[i]->run[which] = run;
+            if (which == 1)
+                both[i]->row.m.villages++;
+            else
+                both[i]->row.m.deep_villages++;
+        }
+    }
+    mdb_cursor_close(c);
+    if (rc == ENOMEM)
+        return AS_E_NOMEM;
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_db("reading village references", rc);
+}
+
+/* Reads one geo row into *m; false when absent. */
+static bool s_geo_get(s_q_t *q, uint8_t level, uint32_t code, as_measures_t *m)
+{
+    uint8_t kb[GEO_KEY];
+    s_be(kb, q->year, 2);
+    kb[2] = level;
+    s_be(kb + 3, code, 3);
+    MDB_val k = {GEO_KEY, kb}, v;
+    if (mdb_get(q->txn, q->l->db_geo, &k, &v) != 0 || v.mv_size != NG * 8)
+        return false;
+    int64_t g[NG];
+    memcpy(g, v.mv_data, sizeof g);
+    memset(m, 0, sizeof *m);
+    s_measures_from(m, g, NG, 1);
+    return true;
+}
+
+static s_grp_t *s_geo_row(s_q_t *q, uint8_t level, uint32_t code, const as_measures_t *m)
+{
+    char key[24] = {0};
+    if (level == LV_POVERTY)
+        snprintf(key, sizeof key, "%s", code == 1 ? "inside" : "outside");
+    else
+        snprintf(key, sizeof key, "%06u", code);
+    s_grp_t *g = s_group(q, key);
+    if (g)
+        g->row.m = *m;
+    return g;
+}
+
+/* Province, city, county and poverty rows from the geo roll-ups, when the filter allows:
+ * returns 1 when done, 0 when the query needs the full scan, or an error. */
+static int s_fast_geo(s_q_t *q)
+{
+    static const uint8_t level_of[AS_DIM_COUNT] = {[AS_DIM_PROVINCE] = LV_PROVINCE,
+                                                   [AS_DIM_CITY] = LV_CITY,
+                                                   [AS_DIM_COUNTY] = LV_COUNTY,
+                                                   [AS_DIM_POVERTY] = LV_POVERTY};
+    uint8_t level = level_of[q->by];
+    if (!level || q->f.supervisor >= 0 || (q->flevel && level == LV_POVERTY))
+        return 0;
+    as_measures_t m;
+    if (q->flevel) {
+        if (!s_geo_get(q, (uint8_t)q->flevel, q->f.county, &q->total.row.m))
+            return 1; /* nothing in the filter */
+        if (level == LV_PROVINCE || level == LV_CITY ||
+            (level == LV_COUNTY && q->flevel == LV_COUNTY)) {
+            uint32_t code = level == LV_PROVINCE ? s_province_of(q->f.county)
+                            : level == LV_CITY   ? s_city_of(q->f.county)
+                                                 : q->f.county;
+            return s_geo_row(q, level, code, &q->total.row.m) ? 1 : AS_E_NOMEM;
+        }
+    }
+    /* every geo row of the level, or the counties of the filtering city */
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(q->txn, q->l->db_geo, &c);
+    if (rc)
+        return s_db("reading area totals", rc);
+    uint8_t start[GEO_KEY];
+    s_be(start, q->year, 2);
+    start[2] = level;
+    uint32_t lo = q->flevel == LV_CITY ? q->f.county : 0, hi = q->flevel ? lo + 100 : 0xffffff;
+    s_be(start + 3, lo, 3);
+    MDB_val k = {GEO_KEY, start}, v;
+    size_t provinces = 0;
+    as_measures_t prov;
+    memset(&prov, 0, sizeof prov);
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        uint32_t code = (uint32_t)s_get_be(kp + 3, 3);
+        if (k.mv_size != GEO_KEY || memcmp(kp, start, 3) != 0 || code >= hi)
+            break;
+        if (v.mv_size != NG * 8)
+            continue;
+        int64_t g[NG];
+        memcpy(g, v.mv_data, sizeof g);
+        memset(&m, 0, sizeof m);
+        s_measures_from(&m, g, NG, 1);
+        if (!s_geo_row(q, level, code, &m)) {
+            rc = ENOMEM;
+            break;
+        }
+    }
+    mdb_cursor_close(c);
+    if (rc == ENOMEM)
+        return AS_E_NOMEM;
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        return s_db("reading area totals", rc);
+    if (q->flevel)
+        return 1;
+    /* the total: the province row, when the ledger holds one province */
+    rc = mdb_cursor_open(q->txn, q->l->db_geo, &c);
+    if (rc)
+        return s_db("reading area totals", rc);
+    start[2] = LV_PROVINCE;
+    memset(start + 3, 0, 3);
+    k.mv_size = GEO_KEY;
+    k.mv_data = start;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != GEO_KEY || memcmp(k.mv_data, start, 3) != 0)
+            break;
+        if (v.mv_size == NG * 8 && provinces++ == 0) {
+            int64_t g[NG];
+            memcpy(g, v.mv_data, sizeof g);
+            s_measures_from(&prov, g, NG, 1);
+        }
+    }
+    mdb_cursor_close(c);
+    if (provinces > 1)
+        return 0; /* distinct counts across provinces need the full scan */
+    q->total.row.m = prov;
+    return 1;
+}
+
+static bool s_all_digits(const char *s)
+{
+    for (; *s; s++)
+        if (*s < '0' || *s > '9')
+            return false;
+    return true;
+}
+
+static int s_cmp_rows(const void *a, const void *b)
+{
+    const char *x = ((const as_totals_row_t *)a)->key, *y = ((const as_totals_row_t *)b)->key;
+    if (s_all_digits(x) && s_all_digits(y) && strlen(x) != strlen(y))
+        return strlen(x) < strlen(y) ? -1 : 1;
+    return strcmp(x, y);
+}
+
+static const char *s_zh_or(const char *zh, const char *fallback)
+{
+    return zh && zh[0] ? zh : fallback;
+}
+
+/* English (zh false) or Chinese name of value i of an enum dimension; NULL past the last. */
+static const char *s_enum_name(as_dim_t by, int i, bool zh)
+{
+    switch (by) {
+    case AS_DIM_AREA:
+        return i >= AS_AREA_COUNT ? NULL
+               : zh               ? as_area_name_zh((as_area_t)i)
+                                  : as_area_name((as_area_t)i);
+    case AS_DIM_GROUP:
+        return i >= AS_GROUP_COUNT ? NULL
+               : zh                ? as_group_name_zh((as_group_t)i)
+                                   : as_group_name((as_group_t)i);
+    case AS_DIM_FUNDING:
+        return i >= AS_FUNDING_COUNT ? NULL
+               : zh                  ? as_funding_name_zh((as_funding_t)i)
+                                     : as_funding_name((as_funding_t)i);
+    case AS_DIM_PROJECT:
+        return i >= AS_PROJECT_COUNT ? NULL
+               : zh                  ? as_project_name_zh((as_project_t)i)
+                                     : as_project_name((as_project_t)i);
+    default:
+        return NULL;
+    }
+}
+
+/* The human name of a row key. */
+static void s_row_name(s_q_t *q, as_totals_row_t *r)
+{
+    const char *k = r->key, *name = NULL;
+    char buf[96];
+    unsigned long code = strtoul(k, NULL, 10);
+    const as_division_t *d;
+    switch (q->by) {
+    case AS_DIM_PROVINCE:
+    case AS_DIM_CITY:
+    case AS_DIM_COUNTY:
+        d = as_division_find((uint32_t)code);
+        name = d ? d->name : code == 360000 ? "江西省" : NULL;
+        break;
+    case AS_DIM_POVERTY:
+        name = strcmp(k, "inside") == 0 ? "原贫困县" : "非贫困县";
+        break;
+    case AS_DIM_MONTH:
+        snprintf(buf, sizeof buf, "%.4s年%u月", k, (unsigned)strtoul(k + 5, NULL, 10));
+        name = buf;
+        break;
+    case AS_DIM_SUPERVISOR:
+        if (q->l->sup_cb)
+            name = q->l->sup_cb(q->l->sup_ctx, (uint16_t)code);
+        if (!name && code == 0)
+            name = "未登记/unknown";
+        if (!name) {
+            snprintf(buf, sizeof buf, "业务主管单位 %lu", code);
+            name = buf;
+        }
+        break;
+    case AS_DIM_ORG: {
+        uint8_t ok[AS_CODE_LEN];
+        s_code18(ok, k);
+        MDB_val kk = {AS_CODE_LEN, ok}, v;
+        if (mdb_get(q->txn, q->l->db_orgs, &kk, &v) == 0) {
+            size_t n = v.mv_size < sizeof buf - 1 ? v.mv_size : sizeof buf - 1;
+            memcpy(buf, v.mv_data, n);
+            buf[n] = 0;
+            name = buf;
+        }
+        break;
+    }
+    default:
+        if (strcmp(k, "none") == 0)
+            name = q->by == AS_DIM_PROJECT ? "无" : "未填写";
+        for (int i = 1; !name && i < 16; i++) {
+            const char *en = s_enum_name(q->by, i, false);
+            if (!en)
+                break;
+            if (strcmp(en, k) == 0)
+                name = s_zh_or(s_enum_name(q->by, i, true), k);
+        }
+        break;
+    }
+    snprintf(r->name, sizeof r->name, "%s", name ? name : k);
+}
+
+int as_ledger_totals(as_ledger_t *l, uint32_t year, as_dim_t by, const as_filter_t *filter,
+                     as_totals_row_t **rows, size_t *nrows, as_measures_t *total)
+{
+    *rows = NULL;
+    *nrows = 0;
+    if (total)
+        memset(total, 0, sizeof *total);
+    if ((unsigned)by >= AS_DIM_COUNT || year > 9999)
+        return AS_E_INVALID;
+    s_q_t q;
+    memset(&q, 0, sizeof q);
+    q.l = l;
+    q.year = year;
+    q.by = by;
+    q.f.county = filter ? filter->county : 0;
+    q.f.supervisor = filter ? filter->supervisor : -1;
+    q.flevel = s_filter_level(q.f.county);
+    q.last = -1;
+    int rc;
+    if ((rc = s_map_init(&q.index, 24, 4)) != 0 || (rc = s_map_init(&q.cidx, 4, 4)) != 0)
+        goto done;
+    if ((rc = s_read_begin(l, &q.txn)) != 0)
+        goto done;
+    rc = s_fast_geo(&q);
+    if (rc == 0) {
+        /* the full scan, from a clean slate (the fast path may have stopped half way) */
+        for (size_t i = 0; i < q.n; i++)
+            free(q.g[i].cbits);
+        q.n = 0;
+        s_map_clear(&q.index);
+        memset(&q.total, 0, sizeof q.total);
+        q.last = -1;
+        if ((rc = s_scan_cells(&q)) == 0)
+            rc = s_scan_vrefs(&q);
+    } else if (rc == 1) {
+        rc = 0;
+    }
+    if (rc)
+        goto done;
+    as_totals_row_t *out = malloc((q.n ? q.n : 1) * sizeof *out);
+    if (!out) {
+        rc = AS_E_NOMEM;
+        goto done;
+    }
+    for (size_t i = 0; i < q.n; i++)
+        out[i] = q.g[i].row;
+    qsort(out, q.n, sizeof *out, s_cmp_rows);
+    for (size_t i = 0; i < q.n; i++)
+        s_row_name(&q, &out[i]);
+    *rows = out;
+    *nrows = q.n;
+    if (total)
+        *total = q.total.row.m;
+done:
+    if (q.txn)
+        mdb_txn_abort(q.txn);
+    for (size_t i = 0; i < q.n; i++)
+        free(q.g[i].cbits);
+    free(q.g);
+    free(q.total.cbits);
+    s_map_free(&q.index);
+    s_map_free(&q.cidx);
+    return rc;
+}

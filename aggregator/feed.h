@@ -1,0 +1,35 @@
+/* feed: the downstream feed — a PUB socket sending [topic, FeedHeader, Event] for every
+ * accepted event in sequence order, and a heartbeat "hb" with the newest sequence each second. */
+#ifndef AS_FEED_H
+#define AS_FEED_H
+
+#include "event.h"
+
+#include <stdint.h>
+#include <uv.h>
+
+typedef struct as_feed_s as_feed_t;
+
+/* Binds a PUB on endpoint in zctx (not owned) and starts the heartbeat timer on loop.
+ * last_seq is the ledger's newest sequence (for heartbeats until the first publish).
+ * Returns NULL with *err set (AS_E_ZMQ with the reason logged, -errno) on failure. */
+as_feed_t *as_feed_new(uv_loop_t *loop, void *zctx, const char *endpoint, uint64_t last_seq,
+                       int *err);
+
+/* Publishes one committed event: topic "ev.<county>", a FeedHeader (seq, kind, commit_ms,
+ * county, flags) and the packed Event. Call in sequence order. A message that cannot be sent is
+ * counted as a drop (subscribers recover it by replay). */
+void as_feed_publish(as_feed_t *f, uint64_t seq, uint64_t commit_ms, const as_event_t *ev);
+
+/* The FeedKind of an event (aidstat.v1.FeedKind numbers): retraction, correction or event. */
+int as_feed_kind(const as_event_t *ev);
+
+/* Counters: messages published, messages that could not be sent. */
+uint64_t as_feed_published(const as_feed_t *f);
+uint64_t as_feed_drops(const as_feed_t *f);
+
+/* Stops the timer and closes the socket (bounded linger); the handle is freed in its close
+ * callback, so run the loop once more. Safe on NULL and twice. */
+void as_feed_destroy(as_feed_t **self_p);
+
+#endif

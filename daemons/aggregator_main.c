@@ -1,0 +1,174 @@
+/* aidstat-aggregator: the provincial aggregator daemon — options, logs, and the aggregator object
+ * with its HTTP side (API, dashboard, /metrics, nil-report store) plugged into its hooks. */
+#include "aggregator.h"
+#include "config.h"
+#include "err.h"
+#include "log.h"
+#include "monitoring.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    char data[1024];
+    char ingest[512];
+    char feed[512];
+    char query[512];
+    char http[128];
+    char curve_secret[1024];
+    char authorized_keys[1024];
+    int64_t group_cap;
+    int64_t map_mib;
+    bool no_http;
+    bool no_sync;
+    char log_level[16];
+    char log_format[16];
+} opts_t;
+
+#define F(field) AS_CFG_FIELD(opts_t, field)
+static const as_cfg_entry_t s_table[] = {
+    {"data", AS_CFG_STR, "./var/aggregator", "data folder (ledger in DATA/ledger)", F(data)},
+    {"ingest", AS_CFG_STR, "tcp://127.0.0.1:7601", "ingest endpoint (ROUTER) for collectors",
+     F(ingest)},
+    {"feed", AS_CFG_STR, "tcp://127.0.0.1:7602", "feed endpoint (PUB) for downstream systems",
+     F(feed)},
+    {"query", AS_CFG_STR, "tcp://127.0.0.1:7603",
+     "query endpoint (ROUTER) for aidstat and "
+     "replay",
+     F(query)},
+    {"http", AS_CFG_STR, "127.0.0.1:7680", "HTTP ADDR:PORT: JSON API, live dashboard, /metrics",
+     F(http)},
+    {"no-http", AS_CFG_BOOL, "false", "do not serve HTTP (nil reports are then not stored)",
+     F(no_http)},
+    {"curve-secret", AS_CFG_STR, "",
+     "the aggregator's key pair file (aidstat keygen); with "
+     "--authorized-keys: CURVE on the ingest",
+     F(curve_secret)},
+    {"authorized-keys", AS_CFG_STR, "",
+     "file of lines '<county> <z85 public key>', one per "
+     "collector; SIGHUP re-reads it",
+     F(authorized_keys)},
+    {"group-cap", AS_CFG_INT, "20000", "pending events that force a commit", F(group_cap)},
+    {"map-mib", AS_CFG_INT, "0", "initial LMDB map in MiB (0: default; it grows by itself)",
+     F(map_mib)},
+    {"no-sync", AS_CFG_BOOL, "false", "commits not durable (tests and benchmarks only)",
+     F(no_sync)},
+    {"log-level", AS_CFG_STR, "info", "debug|info|warn|error", F(log_level)},
+    {"log-format", AS_CFG_STR, "text", "text|json", F(log_format)},
+    AS_CFG_END,
+};
+
+static const char *s_synopsis =
+    "usage: aidstat-aggregator [--config FILE] [--data DIR] [--ingest EP] [--feed EP] "
+    "[--query EP] [--http ADDR:PORT] [--log-format text|json] ...\n\n"
+    "The provincial aggregator: applies each collector's events exactly once to the LMDB "
+    "ledger, acknowledges them after the commit, publishes them on the feed and answers "
+    "queries. SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the authorized keys.";
+
+typedef struct {
+    as_aggregator_t *agg;
+    as_monitoring_t *mon;
+} daemon_t;
+
+static void s_on_commit(void *arg, const as_commit_info_t *info, const as_committed_t *evs,
+                        size_t n)
+{
+    (void)evs;
+    (void)n;
+    daemon_t *d = arg;
+    as_monitoring_on_commit(d->mon, info);
+}
+
+static void s_on_result(void *arg, int code, int reject)
+{
+    daemon_t *d = arg;
+    as_monitoring_on_result(d->mon, code, reject);
+}
+
+static int s_on_nil(void *arg, uint32_t county, uint32_t year, uint32_t month)
+{
+    daemon_t *d = arg;
+    return as_monitoring_on_nil_report(d->mon, county, year, month);
+}
+
+static void s_on_stop(void *arg)
+{
+    daemon_t *d = arg;
+    as_monitoring_destroy(&d->mon);
+}
+
+static bool s_is_connected(void *ctx, const char *collector_id)
+{
+    return as_ingest_connected(ctx, collector_id);
+}
+
+int main(int argc, char **argv)
+{
+    opts_t o;
+    char err[512];
+    int rc = as_config_load(s_table, &o, &argc, argv, s_synopsis, err, sizeof err);
+    if (rc == 1)
+        return 0;
+    if (rc) {
+        fprintf(stderr, "aidstat-aggregator: %s\n", err);
+        return 2;
+    }
+    if (argc > 1) {
+        fprintf(stderr, "aidstat-aggregator: unexpected argument '%s' (see --help)\n", argv[1]);
+        return 2;
+    }
+    as_log_level_t level;
+    as_log_format_t format;
+    if (as_log_parse_level(o.log_level, &level) || as_log_parse_format(o.log_format, &format)) {
+        fprintf(stderr, "aidstat-aggregator: --log-level wants debug|info|warn|error and "
+                        "--log-format text|json\n");
+        return 2;
+    }
+    as_log_setup(level, format);
+    if (o.group_cap < 1 || o.map_mib < 0) {
+        fprintf(stderr, "aidstat-aggregator: --group-cap must be at least 1 and --map-mib not "
+                        "negative\n");
+        return 2;
+    }
+
+    as_aggregator_opts_t ao = {
+        .data_dir = o.data,
+        .ingest = o.ingest,
+        .feed = o.feed,
+        .query = o.query,
+        .curve_secret = o.curve_secret,
+        .authorized_keys = o.authorized_keys,
+        .group_cap = (size_t)o.group_cap,
+        .map_bytes = (size_t)o.map_mib << 20,
+        .no_sync = o.no_sync,
+        .signals = true,
+    };
+    daemon_t d = {0};
+    if (!(d.agg = as_aggregator_new(&ao, &rc))) {
+        AS_ERROR("aggregator", "cannot start: %s", as_strerror(rc));
+        return 1;
+    }
+    if (!o.no_http) {
+        as_monitoring_opts_t mo = {.listen = o.http,
+                                   .data_dir = o.data,
+                                   .no_sync = o.no_sync,
+                                   .is_connected_cb = s_is_connected,
+                                   .ctx = as_aggregator_ingest(d.agg)};
+        d.mon = as_monitoring_new(as_aggregator_loop(d.agg), as_aggregator_ledger(d.agg), &mo, &rc);
+        if (!d.mon) {
+            AS_ERROR("aggregator", "cannot serve HTTP on %s: %s", o.http, as_strerror(rc));
+            as_aggregator_destroy(&d.agg);
+            return 1;
+        }
+        as_aggregator_on_commit(d.agg, s_on_commit, &d);
+        as_aggregator_on_result(d.agg, s_on_result, &d);
+        as_aggregator_on_nil_report(d.agg, s_on_nil, &d);
+        as_aggregator_on_stop(d.agg, s_on_stop, &d);
+        AS_INFO("aggregator", "HTTP API and dashboard on http://%s/", o.http);
+    }
+    rc = as_aggregator_run(d.agg);
+    as_monitoring_destroy(&d.mon);
+    as_aggregator_destroy(&d.agg);
+    return rc == 0 ? 0 : 1;
+}

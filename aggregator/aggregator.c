@@ -250,7 +250,7 @@ as_aggregator_t *as_aggregator_new(const as_aggregator_opts_t *o, int *err)
         goto fail;
     s_set_hooks(agg);
     if (!(agg->feed = as_feed_new(&agg->loop, agg->zctx, o->feed ? o->feed : "tcp://127.0.0.1:7602",
-                                  as_ledger_last_seq(agg->ledger), &rc)))
+                                  as_ledger_last_seq(agg->ledger), o->feed_hwm, &rc)))
         goto fail;
     if (!(agg->query =
               as_query_new(&agg->loop, agg->zctx, o->query ? o->query : "tcp://127.0.0.1:7603",

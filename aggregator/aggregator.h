@@ -18,6 +18,7 @@ typedef struct {
     const char *data_dir;        /* the ledger goes in DATA/ledger (created if needed) */
     const char *ingest;          /* ROUTER endpoint, e.g. "tcp://127.0.0.1:7601" */
     const char *feed;            /* PUB endpoint */
+    int feed_hwm;                /* PUB send high-water mark, 0: AS_FEED_SNDHWM */
     const char *query;           /* ROUTER endpoint */
     const char *curve_secret;    /* the aggregator's key pair file; with authorized_keys: CURVE */
     const char *authorized_keys; /* lines "<county> <z85 public key>" */

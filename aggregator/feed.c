@@ -13,7 +13,6 @@
 #include <zmq.h>
 
 #define S_HEARTBEAT_MS 1000
-#define S_SNDHWM       200000 /* messages a subscriber may lag before PUB drops for it */
 #define S_LINGER_MS    500
 
 struct as_feed_s {
@@ -37,7 +36,7 @@ int as_feed_kind(const as_event_t *ev)
 {
     if (ev->has_correction && ev->retract)
         return AIDSTAT__V1__FEED_KIND__FEED_RETRACTION;
-    if (ev->has_correction)
+    if (ev->has_correction && !(ev->flags & AS_FLAG_CORRECTION_TARGET_MISSING))
         return AIDSTAT__V1__FEED_KIND__FEED_CORRECTION;
     return AIDSTAT__V1__FEED_KIND__FEED_EVENT;
 }
@@ -107,7 +106,7 @@ static void s_heartbeat(uv_timer_t *t)
 }
 
 as_feed_t *as_feed_new(uv_loop_t *loop, void *zctx, const char *endpoint, uint64_t last_seq,
-                       int *err)
+                       int sndhwm, int *err)
 {
     as_feed_t *f = calloc(1, sizeof *f);
     if (!f) {
@@ -116,7 +115,7 @@ as_feed_t *as_feed_new(uv_loop_t *loop, void *zctx, const char *endpoint, uint64
     }
     f->last_seq = last_seq;
     f->pub = zmq_socket(zctx, ZMQ_PUB);
-    int hwm = S_SNDHWM, linger = S_LINGER_MS;
+    int hwm = sndhwm > 0 ? sndhwm : AS_FEED_SNDHWM, linger = S_LINGER_MS;
     if (!f->pub || zmq_setsockopt(f->pub, ZMQ_SNDHWM, &hwm, sizeof hwm) != 0 ||
         zmq_setsockopt(f->pub, ZMQ_LINGER, &linger, sizeof linger) != 0 ||
         zmq_bind(f->pub, endpoint) != 0) {

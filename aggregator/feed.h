@@ -11,17 +11,21 @@
 typedef struct as_feed_s as_feed_t;
 
 /* Binds a PUB on endpoint in zctx (not owned) and starts the heartbeat timer on loop.
- * last_seq is the ledger's newest sequence (for heartbeats until the first publish).
+ * last_seq is the ledger's newest sequence (for heartbeats until the first publish); sndhwm the
+ * messages a subscriber may lag before the PUB drops for it (0: AS_FEED_SNDHWM).
  * Returns NULL with *err set (AS_E_ZMQ with the reason logged, -errno) on failure. */
 as_feed_t *as_feed_new(uv_loop_t *loop, void *zctx, const char *endpoint, uint64_t last_seq,
-                       int *err);
+                       int sndhwm, int *err);
+
+#define AS_FEED_SNDHWM 200000 /* default: messages a subscriber may lag before PUB drops */
 
 /* Publishes one committed event: topic "ev.<county>", a FeedHeader (seq, kind, commit_ms,
  * county, flags) and the packed Event. Call in sequence order. A message that cannot be sent is
  * counted as a drop (subscribers recover it by replay). */
 void as_feed_publish(as_feed_t *f, uint64_t seq, uint64_t commit_ms, const as_event_t *ev);
 
-/* The FeedKind of an event (aidstat.v1.FeedKind numbers): retraction, correction or event. */
+/* The FeedKind of an event (aidstat.v1.FeedKind numbers): retraction, correction or event (a
+ * correction whose target was not live counts as a new event, flagged, and is sent as one). */
 int as_feed_kind(const as_event_t *ev);
 
 /* Counters: messages published, messages that could not be sent. */

@@ -14,6 +14,7 @@ typedef struct {
     char data[1024];
     char ingest[512];
     char feed[512];
+    int64_t feed_hwm;
     char query[512];
     char http[128];
     char curve_secret[1024];
@@ -33,6 +34,9 @@ static const as_cfg_entry_t s_table[] = {
      F(ingest)},
     {"feed", AS_CFG_STR, "tcp://127.0.0.1:7602", "feed endpoint (PUB) for downstream systems",
      F(feed)},
+    {"feed-hwm", AS_CFG_INT, "200000",
+     "messages a feed subscriber may lag before the PUB drops for it (it then replays)",
+     F(feed_hwm)},
     {"query", AS_CFG_STR, "tcp://127.0.0.1:7603",
      "query endpoint (ROUTER) for aidstat and "
      "replay",
@@ -126,9 +130,9 @@ int main(int argc, char **argv)
         return 2;
     }
     as_log_setup(level, format);
-    if (o.group_cap < 1 || o.map_mib < 0) {
-        fprintf(stderr, "aidstat-aggregator: --group-cap must be at least 1 and --map-mib not "
-                        "negative\n");
+    if (o.group_cap < 1 || o.map_mib < 0 || o.feed_hwm < 1 || o.feed_hwm > INT32_MAX) {
+        fprintf(stderr, "aidstat-aggregator: --group-cap and --feed-hwm must be at least 1 and "
+                        "--map-mib not negative\n");
         return 2;
     }
 
@@ -136,6 +140,7 @@ int main(int argc, char **argv)
         .data_dir = o.data,
         .ingest = o.ingest,
         .feed = o.feed,
+        .feed_hwm = (int)o.feed_hwm,
         .query = o.query,
         .curve_secret = o.curve_secret,
         .authorized_keys = o.authorized_keys,

@@ -18,10 +18,10 @@
  * Layout (one LMDB environment, sub-databases):
  *   dedup   16-byte wire id → seq (u64 BE) + state (live, replaced, retracted, retraction)
  *   log     seq (u64 BE, MDB_APPEND) → header (LOG_HDR bytes) + packed protobuf Event
- *   cells   year·org·county·month·area·project·group·funding·supervisor·type·level
+ *   cells   year·county·month·area·project·group·funding·supervisor·type·level·org
  *           → NM additive measures (i64); the finest grain: every roll-up and distinct
  *           organisation count of any dimension and filter is one scan of a year's cells
- *   vrefs   year·kind(village|deep)·village·org·county·month·area·…·level → live event count;
+ *   vrefs   year·county·month·…·level·kind(village|deep)·village·org → live event count;
  *           distinct villages of any grouping are one scan of a year's vrefs
  *   geo     year·level(county|city|poverty|province)·code → NM measures + 4 distinct counts,
  *           maintained at commit from georef so that province/city/county queries read a
@@ -47,8 +47,10 @@ enum { ST_LIVE = 1, ST_REPLACED = 2, ST_RETRACTED = 3, ST_RETRACTION = 4 };
 enum { K_ORG = 1, K_VILLAGE = 2, K_DEEP = 3, K_COUNTY = 4 };
 enum { LV_COUNTY = 1, LV_CITY = 2, LV_POVERTY = 3, LV_PROVINCE = 4 };
 
-#define CELL_KEY   32 /* year2 org18 county3 month area project group funding sup2 type level */
-#define VREF_KEY   45 /* year2 kind1 village12 org18 county3 month..funding(5) sup2 type level */
+/* Keys begin with what arrives together (county, then month) so that a group's writes land on
+ * few pages; the entity comes last. */
+#define CELL_KEY   32 /* year2 county3 month area project group funding sup2 type level org18 */
+#define VREF_KEY   45 /* year2 county3 month..funding(5) sup2 type level kind1 village12 org18 */
 #define GEO_KEY    6  /* year2 level1 code3 */
 #define GEOREF_KEY 25 /* year2 level1 code3 kind1 entity18 */
 #define ID_VAL     9
@@ -212,6 +214,8 @@ struct as_ledger_s {
     void *org_ctx;
     as_supervisor_name_cb sup_cb;
     void *sup_ctx;
+    as_ledger_event_cb ev_cb; /* extension hook, see as_ledger_set_event_hook */
+    void *ev_ctx;
     as_event_t scratch; /* a correction's or retraction's target */
     uint8_t *pack;      /* packing buffer */
     size_t packcap;
@@ -300,7 +304,7 @@ as_ledger_t *as_ledger_new(const char *dir, const as_ledger_opts_t *opts, int *e
     }
     if ((rc = mdb_env_create(&l->env)) != 0)
         goto fail;
-    mdb_env_set_maxdbs(l->env, 12);
+    mdb_env_set_maxdbs(l->env, 32); /* 9 here, the rest for extensions */
     mdb_env_set_maxreaders(l->env, 254);
     if ((rc = mdb_env_set_mapsize(l->env, l->mapsize)) != 0)
         goto fail;
@@ -384,6 +388,24 @@ void as_ledger_set_supervisor_name_cb(as_ledger_t *l, as_supervisor_name_cb cb, 
 {
     l->sup_cb = cb;
     l->sup_ctx = ctx;
+}
+
+/* ---- extensions: other modules' records in the same environment and transaction --------- */
+
+MDB_env *as_ledger_env(as_ledger_t *l)
+{
+    return l->env;
+}
+
+MDB_txn *as_ledger_txn(as_ledger_t *l)
+{
+    return l->txn;
+}
+
+void as_ledger_set_event_hook(as_ledger_t *l, as_ledger_event_cb cb, void *ctx)
+{
+    l->ev_cb = cb;
+    l->ev_ctx = ctx;
 }
 
 /* ---- map growth ---------------------------------------------------------------------------- */
@@ -692,8 +714,8 @@ static int s_contribute(as_ledger_t *l, const as_event_t *ev, const as_org_info_
 
     uint8_t ck[CELL_KEY];
     s_be(ck, year, 2);
-    s_code18(ck + 2, ev->org_code);
-    s_attrs(ck + 20, ev, org);
+    s_attrs(ck + 2, ev, org);
+    s_code18(ck + 14, ev->org_code);
     uint8_t *v = s_map_upsert(&l->cells, ck, NULL);
     if (!v)
         return ENOMEM;
@@ -702,12 +724,12 @@ static int s_contribute(as_ledger_t *l, const as_event_t *ev, const as_org_info_
     if (ev->village[0]) {
         uint8_t vk[VREF_KEY];
         s_be(vk, year, 2);
-        vk[2] = K_VILLAGE;
-        memset(vk + 3, 0, 12);
-        memcpy(vk + 3, ev->village, strnlen(ev->village, 12));
-        memcpy(vk + 15, ck + 2, 18 + 12);
+        memcpy(vk + 2, ck + 2, 12);
+        memset(vk + 15, 0, 12);
+        memcpy(vk + 15, ev->village, strnlen(ev->village, 12));
+        s_code18(vk + 27, ev->org_code);
         for (int deep = 0; deep <= (ev->deep_village ? 1 : 0); deep++) {
-            vk[2] = deep ? K_DEEP : K_VILLAGE;
+            vk[14] = deep ? K_DEEP : K_VILLAGE;
             if (!(v = s_map_upsert(&l->vrefs, vk, NULL)))
                 return ENOMEM;
             int64_t n;
@@ -733,7 +755,8 @@ static int s_contribute(as_ledger_t *l, const as_event_t *ev, const as_org_info_
         if ((rc = s_georef(l, year, lv, codes[lv - 1], K_ORG, ev->org_code, sign)) ||
             (rc = s_georef(l, year, lv, codes[lv - 1], K_COUNTY, county_s, sign)))
             return rc;
-        if (ev->village[0]) {
+        /* a village lies in one county: its county reference moves every level's count */
+        if (ev->village[0] && lv == LV_COUNTY) {
             if ((rc = s_georef(l, year, lv, codes[lv - 1], K_VILLAGE, ev->village, sign)))
                 return rc;
             if (ev->deep_village &&
@@ -817,8 +840,9 @@ int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res)
         s_count(l, res->code);
         return 0;
     }
+    as_log_entry_t *t = NULL;
     if (target_live) {
-        as_log_entry_t *t = (as_log_entry_t *)malloc(sizeof *t);
+        t = (as_log_entry_t *)malloc(sizeof *t);
         if (!t)
             return AS_E_NOMEM;
         rc = s_log_read(l->txn, l->db_log, tseq, t);
@@ -826,13 +850,22 @@ int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res)
             rc = s_contribute(l, &t->ev, &t->org, -1);
         if (rc == 0)
             rc = s_id_put(l, ev->correction_of, tseq, ev->retract ? ST_RETRACTED : ST_REPLACED);
-        free(t);
-        if (rc)
+        if (rc) {
+            free(t);
             return rc == ENOMEM ? AS_E_NOMEM : s_txn_err(l, "reading a correction's target", rc);
+        }
         kind = ev->retract ? AS_LOG_RETRACTION : AS_LOG_CORRECTION;
     } else if (ev->has_correction) {
         ev->flags |= AS_FLAG_CORRECTION_TARGET_MISSING;
     }
+    rc = 0;
+    if (l->ev_cb) {
+        as_ledger_event_t he = {l->last_seq + 1, kind, &org, t};
+        rc = l->ev_cb(l->ev_ctx, l->txn, ev, &he);
+    }
+    free(t);
+    if (rc)
+        return rc < 0 ? rc : s_txn_err(l, "an extension's records", rc);
     if (kind != AS_LOG_RETRACTION && (rc = s_contribute(l, ev, &org, +1)) != 0)
         return AS_E_NOMEM;
     seq = l->last_seq + 1;
@@ -922,15 +955,28 @@ static int s_flush_sum(as_ledger_t *l, s_map_t *m, MDB_dbi dbi, int ncols,
     return rc;
 }
 
-/* A georef went 0 → n (dir +1) or n → 0 (-1): the geo row's distinct count moves. */
+/* A georef went 0 → n (dir +1) or n → 0 (-1): the geo row's distinct count moves (for a
+ * village, kept at county level only, the rows of every level above it too). */
 static int s_georef_transition(as_ledger_t *l, const uint8_t *key, int dir)
 {
-    uint8_t *v = s_map_upsert(&l->geo, key, NULL); /* geo key = georef key's first 6 bytes */
-    if (!v)
-        return ENOMEM;
     int64_t d[NG] = {0};
     d[NM + key[6] - K_ORG] = dir;
-    s_add_i64(v, d, NG, 1);
+    uint8_t gk[GEO_KEY];
+    memcpy(gk, key, GEO_KEY); /* geo key = georef key's first 6 bytes */
+    bool village = key[6] == K_VILLAGE || key[6] == K_DEEP;
+    uint32_t county = (uint32_t)s_get_be(key + 3, 3);
+    uint32_t codes[4] = {county, s_city_of(county), s_poverty(county) ? 1 : 2,
+                         s_province_of(county)};
+    for (uint8_t lv = LV_COUNTY; lv <= (village ? LV_PROVINCE : LV_COUNTY); lv++) {
+        if (village) {
+            gk[2] = lv;
+            s_be(gk + 3, codes[lv - 1], 3);
+        }
+        uint8_t *v = s_map_upsert(&l->geo, gk, NULL);
+        if (!v)
+            return ENOMEM;
+        s_add_i64(v, d, NG, 1);
+    }
     return 0;
 }
 
@@ -1254,9 +1300,6 @@ static void s_attr_decode(s_attr_t *a, const uint8_t *org, const uint8_t *p)
 
 typedef struct {
     as_totals_row_t row;
-    uint64_t run[3]; /* last entity run counted: organisations, villages, deep villages */
-    uint64_t *cbits; /* counties seen, by s_q_t county index */
-    size_t cwords;
 } s_grp_t;
 
 typedef struct {
@@ -1264,12 +1307,13 @@ typedef struct {
     MDB_txn *txn;
     uint32_t year;
     as_dim_t by;
+    int by2; /* second dimension of as_ledger_totals2, -1 for none */
     as_filter_t f;
     int flevel; /* filter: 0 none, LV_COUNTY, LV_CITY */
     s_grp_t *g;
     size_t n, cap;
     s_map_t index; /* row key (24 bytes) → u32 group index */
-    s_map_t cidx;  /* county code (4 bytes) → u32 bit index */
+    s_map_t seen;  /* group index (u32) · kind · entity (18) → present: the distinct sets */
     s_grp_t total;
     int last; /* group of the previous record (cells run by org), -1 none */
     char last_key[24];
@@ -1308,11 +1352,11 @@ static const char *s_or_none(const char *s)
     return s && s[0] ? s : "none";
 }
 
-/* The row key of a record for the query's dimension. */
-static void s_row_key(const s_q_t *q, const s_attr_t *a, char key[24])
+/* The key of a record for dimension by. */
+static void s_dim_key(const s_q_t *q, as_dim_t by, const s_attr_t *a, char key[24])
 {
     memset(key, 0, 24);
-    switch (q->by) {
+    switch (by) {
     case AS_DIM_PROVINCE:
         snprintf(key, 24, "%06u", s_province_of(a->county));
         break;
@@ -1349,6 +1393,19 @@ static void s_row_key(const s_q_t *q, const s_attr_t *a, char key[24])
     default:
         break;
     }
+}
+
+/* The row key of a record: "KEY" or, with a second dimension, "KEY|KEY2" (cut at 23 bytes). */
+static void s_row_key(const s_q_t *q, const s_attr_t *a, char key[24])
+{
+    s_dim_key(q, q->by, a, key);
+    if (q->by2 < 0)
+        return;
+    char k2[24], both[48];
+    s_dim_key(q, (as_dim_t)q->by2, a, k2);
+    snprintf(both, sizeof both, "%s|%s", key, k2);
+    memcpy(key, both, 23);
+    key[23] = 0;
 }
 
 static int s_filter_level(uint32_t code)
@@ -1401,32 +1458,19 @@ static s_grp_t *s_group(s_q_t *q, const char key[24])
     return &q->g[i];
 }
 
-static int s_count_county(s_q_t *q, s_grp_t *g, uint32_t county)
+/* Counts entity (kind K_*) once in group gi's distinct measure. */
+static int s_distinct(s_q_t *q, uint32_t gi, as_measures_t *m, uint8_t kind, const uint8_t *entity)
 {
+    uint8_t k[23];
+    memcpy(k, &gi, 4);
+    k[4] = kind;
+    memcpy(k + 5, entity, 18);
     bool fresh;
-    uint8_t *v = s_map_upsert(&q->cidx, (const uint8_t *)&county, &fresh);
-    if (!v)
+    if (!s_map_upsert(&q->seen, k, &fresh))
         return AS_E_NOMEM;
-    uint32_t bit;
     if (fresh) {
-        bit = (uint32_t)q->cidx.n - 1;
-        memcpy(v, &bit, 4);
-    } else {
-        memcpy(&bit, v, 4);
-    }
-    size_t w = bit / 64;
-    if (w >= g->cwords) {
-        size_t nw = w + 4;
-        uint64_t *b = realloc(g->cbits, nw * sizeof *b);
-        if (!b)
-            return AS_E_NOMEM;
-        memset(b + g->cwords, 0, (nw - g->cwords) * sizeof *b);
-        g->cbits = b;
-        g->cwords = nw;
-    }
-    if (!(g->cbits[w] & (1ull << (bit % 64)))) {
-        g->cbits[w] |= 1ull << (bit % 64);
-        g->row.m.counties++;
+        uint64_t *c[5] = {NULL, &m->organisations, &m->villages, &m->deep_villages, &m->counties};
+        (*c[kind])++;
     }
     return 0;
 }
@@ -1441,8 +1485,6 @@ static int s_scan_cells(s_q_t *q)
     uint8_t start[2];
     s_be(start, q->year, 2);
     MDB_val k = {2, start}, v;
-    uint64_t run = 0;
-    uint8_t prev_org[18] = {0};
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         const uint8_t *kp = k.mv_data;
@@ -1451,13 +1493,9 @@ static int s_scan_cells(s_q_t *q)
         if (v.mv_size != NM * 8)
             continue;
         s_attr_t a;
-        s_attr_decode(&a, kp + 2, kp + 20);
+        s_attr_decode(&a, kp + 14, kp + 2);
         if (!s_match(q, a.county, a.supervisor))
             continue;
-        if (run == 0 || memcmp(prev_org, kp + 2, 18) != 0) {
-            run++;
-            memcpy(prev_org, kp + 2, 18);
-        }
         char key[24];
         s_row_key(q, &a, key);
         s_grp_t *g = s_group(q, key);
@@ -1467,17 +1505,15 @@ static int s_scan_cells(s_q_t *q)
         }
         int64_t m[NM];
         memcpy(m, v.mv_data, sizeof m);
+        uint8_t county[18] = {0};
+        memcpy(county, kp + 2, 3);
         s_grp_t *both[2] = {g, &q->total};
-        for (int i = 0; i < 2; i++) {
+        uint32_t gi[2] = {(uint32_t)(g - q->g), UINT32_MAX};
+        for (int i = 0; i < 2 && rc == 0; i++) {
             s_measures_from(&both[i]->row.m, m, NM, 1);
-            if (both[i]->run[0] != run) {
-                both[i]->run[0] = run;
-                both[i]->row.m.organisations++;
-            }
-            if (s_count_county(q, both[i], a.county) != 0) {
+            if (s_distinct(q, gi[i], &both[i]->row.m, K_ORG, kp + 14) != 0 ||
+                s_distinct(q, gi[i], &both[i]->row.m, K_COUNTY, county) != 0)
                 rc = ENOMEM;
-                break;
-            }
         }
         if (rc)
             break;
@@ -1498,8 +1534,6 @@ static int s_scan_vrefs(s_q_t *q)
     uint8_t start[2];
     s_be(start, q->year, 2);
     MDB_val k = {2, start}, v;
-    uint64_t run = 0;
-    uint8_t prev[13] = {0};
     q->last = -1;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
@@ -1507,14 +1541,9 @@ static int s_scan_vrefs(s_q_t *q)
         if (k.mv_size != VREF_KEY || memcmp(kp, start, 2) != 0)
             break;
         s_attr_t a;
-        s_attr_decode(&a, kp + 15, kp + 33);
+        s_attr_decode(&a, kp + 27, kp + 2);
         if (!s_match(q, a.county, a.supervisor))
             continue;
-        if (run == 0 || memcmp(prev, kp + 2, 13) != 0) {
-            run++;
-            memcpy(prev, kp + 2, 13);
-        }
-        int which = kp[2] == K_DEEP ? 2 : 1;
         char key[24];
         s_row_key(q, &a, key);
         s_grp_t *g = s_group(q, key);
@@ -1522,15 +1551,13 @@ static int s_scan_vrefs(s_q_t *q)
             rc = ENOMEM;
             break;
         }
-        s_grp_t *both[2] = {g, &q->total};
-        for (int i = 0; i < 2; i++) {
-            if (both[i]->run[which] == run)
-                continue;
-            both[i]->run[which] = run;
-            if (which == 1)
-                both[i]->row.m.villages++;
-            else
-                both[i]->row.m.deep_villages++;
+        uint8_t village[18] = {0};
+        memcpy(village, kp + 15, 12);
+        uint8_t kind = kp[14] == K_DEEP ? K_DEEP : K_VILLAGE;
+        if (s_distinct(q, (uint32_t)(g - q->g), &g->row.m, kind, village) != 0 ||
+            s_distinct(q, UINT32_MAX, &q->total.row.m, kind, village) != 0) {
+            rc = ENOMEM;
+            break;
         }
     }
     mdb_cursor_close(c);
@@ -1578,7 +1605,7 @@ static int s_fast_geo(s_q_t *q)
                                                    [AS_DIM_COUNTY] = LV_COUNTY,
                                                    [AS_DIM_POVERTY] = LV_POVERTY};
     uint8_t level = level_of[q->by];
-    if (!level || q->f.supervisor >= 0 || (q->flevel && level == LV_POVERTY))
+    if (!level || q->by2 >= 0 || q->f.supervisor >= 0 || (q->flevel && level == LV_POVERTY))
         return 0;
     as_measures_t m;
     if (q->flevel) {
@@ -1759,8 +1786,56 @@ static void s_row_name(s_q_t *q, as_totals_row_t *r)
     snprintf(r->name, sizeof r->name, "%s", name ? name : k);
 }
 
+/* The name of a composite row "KEY|KEY2": "NAME|NAME2". */
+static void s_row_name2(s_q_t *q, as_totals_row_t *r)
+{
+    as_totals_row_t a, b;
+    char *bar = strchr(r->key, '|');
+    memset(&a, 0, sizeof a);
+    memset(&b, 0, sizeof b);
+    snprintf(a.key, sizeof a.key, "%.*s", bar ? (int)(bar - r->key) : 23, r->key);
+    snprintf(b.key, sizeof b.key, "%s", bar ? bar + 1 : "");
+    as_dim_t by = q->by;
+    s_row_name(q, &a);
+    q->by = (as_dim_t)q->by2;
+    s_row_name(q, &b);
+    q->by = by;
+    size_t n = strlen(a.name), cap = sizeof r->name;
+    memcpy(r->name, a.name, n < cap ? n : cap - 1);
+    r->name[n < cap ? n : cap - 1] = 0;
+    if (n + 1 < cap) {
+        r->name[n] = '|';
+        size_t m = strlen(b.name);
+        if (m > cap - n - 2)
+            m = cap - n - 2;
+        memcpy(r->name + n + 1, b.name, m);
+        r->name[n + 1 + m] = 0;
+    }
+}
+
+static int s_totals(as_ledger_t *l, uint32_t year, as_dim_t by, int by2, const as_filter_t *filter,
+                    as_totals_row_t **rows, size_t *nrows, as_measures_t *total);
+
 int as_ledger_totals(as_ledger_t *l, uint32_t year, as_dim_t by, const as_filter_t *filter,
                      as_totals_row_t **rows, size_t *nrows, as_measures_t *total)
+{
+    return s_totals(l, year, by, -1, filter, rows, nrows, total);
+}
+
+int as_ledger_totals2(as_ledger_t *l, uint32_t year, as_dim_t by, as_dim_t by2,
+                      const as_filter_t *filter, as_totals_row_t **rows, size_t *nrows,
+                      as_measures_t *total)
+{
+    if ((unsigned)by2 >= AS_DIM_COUNT) {
+        *rows = NULL;
+        *nrows = 0;
+        return AS_E_INVALID;
+    }
+    return s_totals(l, year, by, (int)by2, filter, rows, nrows, total);
+}
+
+static int s_totals(as_ledger_t *l, uint32_t year, as_dim_t by, int by2, const as_filter_t *filter,
+                    as_totals_row_t **rows, size_t *nrows, as_measures_t *total)
 {
     *rows = NULL;
     *nrows = 0;
@@ -1773,20 +1848,19 @@ int as_ledger_totals(as_ledger_t *l, uint32_t year, as_dim_t by, const as_filter
     q.l = l;
     q.year = year;
     q.by = by;
+    q.by2 = by2;
     q.f.county = filter ? filter->county : 0;
     q.f.supervisor = filter ? filter->supervisor : -1;
     q.flevel = s_filter_level(q.f.county);
     q.last = -1;
     int rc;
-    if ((rc = s_map_init(&q.index, 24, 4)) != 0 || (rc = s_map_init(&q.cidx, 4, 4)) != 0)
+    if ((rc = s_map_init(&q.index, 24, 4)) != 0 || (rc = s_map_init(&q.seen, 23, 0)) != 0)
         goto done;
     if ((rc = s_read_begin(l, &q.txn)) != 0)
         goto done;
     rc = s_fast_geo(&q);
     if (rc == 0) {
         /* the full scan, from a clean slate (the fast path may have stopped half way) */
-        for (size_t i = 0; i < q.n; i++)
-            free(q.g[i].cbits);
         q.n = 0;
         s_map_clear(&q.index);
         memset(&q.total, 0, sizeof q.total);
@@ -1806,8 +1880,12 @@ int as_ledger_totals(as_ledger_t *l, uint32_t year, as_dim_t by, const as_filter
     for (size_t i = 0; i < q.n; i++)
         out[i] = q.g[i].row;
     qsort(out, q.n, sizeof *out, s_cmp_rows);
-    for (size_t i = 0; i < q.n; i++)
-        s_row_name(&q, &out[i]);
+    for (size_t i = 0; i < q.n; i++) {
+        if (by2 >= 0)
+            s_row_name2(&q, &out[i]);
+        else
+            s_row_name(&q, &out[i]);
+    }
     *rows = out;
     *nrows = q.n;
     if (total)
@@ -1815,11 +1893,8 @@ int as_ledger_totals(as_ledger_t *l, uint32_t year, as_dim_t by, const as_filter
 done:
     if (q.txn)
         mdb_txn_abort(q.txn);
-    for (size_t i = 0; i < q.n; i++)
-        free(q.g[i].cbits);
     free(q.g);
-    free(q.total.cbits);
     s_map_free(&q.index);
-    s_map_free(&q.cidx);
+    s_map_free(&q.seen);
     return rc;
 }

@@ -6,6 +6,8 @@
 
 #include "event.h"
 
+#include <lmdb.h>
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -178,6 +180,13 @@ typedef struct {
 int as_ledger_totals(as_ledger_t *l, uint32_t year, as_dim_t by, const as_filter_t *filter,
                      as_totals_row_t **rows, size_t *nrows, as_measures_t *total);
 
+/* Like as_ledger_totals, grouped by two dimensions in one scan (for reports that cross a
+ * dimension with another, e.g. supervisor × county): row keys "KEY|KEY2" and names
+ * "NAME|NAME2" (keys cut at 23 bytes: keep the first dimension short); rows sorted by key. */
+int as_ledger_totals2(as_ledger_t *l, uint32_t year, as_dim_t by, as_dim_t by2,
+                      const as_filter_t *filter, as_totals_row_t **rows, size_t *nrows,
+                      as_measures_t *total);
+
 /* How an accepted event changed the ledger. */
 typedef enum {
     AS_LOG_NEW = 0,        /* a new event */
@@ -222,5 +231,34 @@ int as_ledger_backup(as_ledger_t *l, const char *dir);
 
 /* Size of the data file in bytes and the current map size. */
 int as_ledger_size(as_ledger_t *l, uint64_t *file_bytes, uint64_t *map_bytes);
+
+/* ---- extensions: other modules' records in the same environment and transaction --------- */
+
+/* The LMDB environment (borrowed), for modules that keep sub-databases of their own next to the
+ * ledger's (up to 23 more named databases). Such a module writes either inside the ledger's
+ * group transaction (from the event hook) or in a write transaction of its own, which LMDB
+ * serialises with the groups. */
+MDB_env *as_ledger_env(as_ledger_t *l);
+
+/* The open group's write transaction (borrowed), or NULL between groups. */
+MDB_txn *as_ledger_txn(as_ledger_t *l);
+
+/* What as_ledger_apply knows of an event it is about to accept. */
+typedef struct {
+    uint64_t seq;                 /* the sequence the event will get */
+    uint8_t kind;                 /* as_log_kind_t */
+    const as_org_info_t *org;     /* registry facts it is counted under */
+    const as_log_entry_t *target; /* a correction's or retraction's live target, else NULL */
+} as_ledger_event_t;
+
+/* Called by as_ledger_apply for every event it accepts, inside the group's transaction (txn),
+ * before the event is counted and logged: it may set ev->flags (logged as set) and write its own
+ * sub-databases in txn. Returns 0, or non-zero to fail the apply (the group must be aborted):
+ * a negative aidstat code or an LMDB error. Runs on the thread that applies. */
+typedef int (*as_ledger_event_cb)(void *ctx, MDB_txn *txn, as_event_t *ev,
+                                  const as_ledger_event_t *info);
+
+/* Installs (or with cb NULL removes) the event hook. */
+void as_ledger_set_event_hook(as_ledger_t *l, as_ledger_event_cb cb, void *ctx);
 
 #endif

@@ -1067,6 +1067,7 @@ int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info)
         goto fail;
     }
     l->info.commit_us = s_now_us() - t0;
+    l->info.commit_ms = l->group_ms;
     l->committed_seq = l->last_seq;
     l->info.last_seq = l->committed_seq;
     uint64_t used_after = s_used_bytes(l);

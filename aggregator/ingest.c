@@ -453,7 +453,8 @@ static void s_commit_done(uv_work_t *w, int status)
             if (g->states[i].last_batch_seq > p->last_batch_seq)
                 p->last_batch_seq = g->states[i].last_batch_seq;
         }
-        uint64_t commit_ms = s_now_ms();
+        /* the time the event log holds, so that live and replayed copies are the same */
+        uint64_t commit_ms = g->info.commit_ms;
         if (in->hooks.on_commit) {
             as_committed_t *c = calloc(g->info.accepted ? g->info.accepted : 1, sizeof *c);
             size_t n = 0;

@@ -114,6 +114,7 @@ typedef struct {
     uint64_t last_seq;  /* newest sequence in the log after the commit */
     size_t accepted, duplicates, rejected;
     uint64_t commit_us; /* how long mdb_txn_commit took */
+    uint64_t commit_ms; /* the Unix ms logged with this group's events (as_log_entry_t) */
 } as_commit_info_t;
 
 /* Writes the summed deltas and commits durably. Only after this returns 0 may results be

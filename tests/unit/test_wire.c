@@ -1,0 +1,120 @@
+/* test_wire: as_event_t ↔ protobuf round trips and the checks on decoded fields. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "err.h"
+#include "wire.h"
+
+static void s_fill(as_event_t *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    for (int i = 0; i < AS_ID_LEN; i++)
+        ev->id[i] = (uint8_t)(i * 7 + 1);
+    strcpy(ev->event_id, "360730-2026-1");
+    ev->county = 360730;
+    strcpy(ev->org_code, "53100000500019795A");
+    strcpy(ev->org_name, "中国社会福利基金会");
+    ev->area = AS_AREA_EDUCATION;
+    ev->project = AS_PROJECT_PAIRING;
+    ev->group = AS_GROUP_LEFT_BEHIND_CHILDREN;
+    ev->funding = AS_FUNDING_CHARITY;
+    ev->date = 20260315;
+    strcpy(ev->village, "360730100201");
+    ev->deep_village = true;
+    ev->online_fundraising = true;
+    ev->has_correction = true;
+    memset(ev->correction_of, 0xab, AS_ID_LEN);
+    ev->beneficiaries = 120;
+    ev->registered_poor = 40;
+    ev->funds_fen = 12345678;
+    ev->goods_fen = 50;
+    ev->volunteers = 12;
+    ev->volunteer_tenths = 365;
+    ev->social_workers = 3;
+    ev->persons_lifted = 2;
+    ev->jobs = 5;
+    ev->trainees = 60;
+    ev->income_fen = 999900;
+    ev->flags = AS_FLAG_UNREGISTERED | AS_FLAG_OUTLIER;
+    strcpy(ev->note, "春季助学 \"引号\", 逗号");
+    strcpy(ev->source_file, "三月.csv");
+    ev->source_row = 17;
+}
+
+static void test_round_trip(void **state)
+{
+    (void)state;
+    as_event_t ev, back;
+    s_fill(&ev);
+    size_t n = as_event_packed_size(&ev);
+    uint8_t *buf = malloc(n);
+    assert_int_equal(as_event_pack(&ev, buf), n);
+    assert_int_equal(as_event_unpack(buf, n, &back), AS_OK);
+    assert_memory_equal(&ev, &back, sizeof ev);
+    free(buf);
+}
+
+static void test_no_correction(void **state)
+{
+    (void)state;
+    as_event_t ev, back;
+    s_fill(&ev);
+    ev.has_correction = false;
+    memset(ev.correction_of, 0, AS_ID_LEN);
+    uint8_t buf[4096];
+    size_t n = as_event_pack(&ev, buf);
+    assert_int_equal(as_event_unpack(buf, n, &back), AS_OK);
+    assert_false(back.has_correction);
+    assert_memory_equal(&ev, &back, sizeof ev);
+}
+
+static void test_rejects_bad_fields(void **state)
+{
+    (void)state;
+    as_event_t ev, back;
+    s_fill(&ev);
+    Aidstat__V1__Event pb;
+    as_event_to_pb(&ev, &pb);
+    const char *field = NULL;
+    pb.id.len = 15;
+    assert_int_equal(as_event_from_pb(&pb, &back, &field), AS_E_INVALID);
+    assert_string_equal(field, "id");
+    as_event_to_pb(&ev, &pb);
+    char longname[AS_NAME_MAX + 10];
+    memset(longname, 'x', sizeof longname - 1);
+    longname[sizeof longname - 1] = 0;
+    pb.org_name = longname;
+    assert_int_equal(as_event_from_pb(&pb, &back, &field), AS_E_INVALID);
+    assert_string_equal(field, "org_name");
+    as_event_to_pb(&ev, &pb);
+    pb.area = 99;
+    assert_int_equal(as_event_from_pb(&pb, &back, &field), AS_E_INVALID);
+    as_event_to_pb(&ev, &pb);
+    pb.correction_of.len = 3;
+    assert_int_equal(as_event_from_pb(&pb, &back, &field), AS_E_INVALID);
+    assert_string_equal(field, "correction_of");
+}
+
+static void test_garbage(void **state)
+{
+    (void)state;
+    as_event_t back;
+    const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f, 0x01};
+    assert_int_equal(as_event_unpack(junk, sizeof junk, &back), AS_E_PARSE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_no_correction),
+        cmocka_unit_test(test_rejects_bad_fields),
+        cmocka_unit_test(test_garbage),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

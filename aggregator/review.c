@@ -1,0 +1,498 @@
+/* review: the ledger's event hook — flags, flag counts, the cross-county index, amendments. */
+#include "review.h"
+#include "err.h"
+#include "log.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/*
+ * Sub-databases of the ledger's environment, written inside the group transaction:
+ *   flagcount  year(2) bit(1) county(3) → live flagged events (i64)
+ *   xcounty    org(18) date(4) county(3) seq(8) → village(12) funds(8) goods(8) benef(8)
+ *              live events, to find the same activity reported by another county
+ * The same-activity rule: a new event (or correction) is flagged DUPLICATE_ACROSS_COUNTIES when a
+ * live event of the same organisation on the same date from ANOTHER county has the same village
+ * code, or the same funds, goods and beneficiaries with at least one of them non-zero. The later
+ * report is the one flagged (the earlier one was already logged and published).
+ */
+
+#define NWIN_SLOTS 1024 /* open-addressing table of county windows */
+#define XK         33
+#define XV         36
+
+typedef struct {
+    uint64_t *v; /* ring of window values */
+    unsigned n, next;
+} s_ring_t;
+
+typedef struct {
+    uint32_t key; /* county code, or 1000 + area; 0 free */
+    s_ring_t amount, count;
+} s_win_t;
+
+struct as_review_s {
+    as_ledger_t *l;
+    as_registry_t *reg;
+    as_archive_t *ar;
+    MDB_dbi db_flags, db_x;
+    as_outlier_rule_t rule;
+    s_win_t win[NWIN_SLOTS];
+    uint64_t *scratch;
+};
+
+static const uint32_t s_bits[] = {AS_FLAG_CHECK_CHAR_FAILED,
+                                  AS_FLAG_UNREGISTERED,
+                                  AS_FLAG_ONLINE_UNQUALIFIED,
+                                  AS_FLAG_OUTLIER,
+                                  AS_FLAG_CORRECTION_TARGET_MISSING,
+                                  AS_FLAG_DUPLICATE_ACROSS_COUNTIES,
+                                  AS_FLAG_AMENDMENT};
+
+const char *as_flag_name_zh(uint32_t flag)
+{
+    switch (flag) {
+    case AS_FLAG_CHECK_CHAR_FAILED:
+        return "信用代码校验位不符（登记在册）";
+    case AS_FLAG_UNREGISTERED:
+        return "未经登记的组织";
+    case AS_FLAG_ONLINE_UNQUALIFIED:
+        return "无公开募捐资格开展网络募捐";
+    case AS_FLAG_OUTLIER:
+        return "数值异常偏高";
+    case AS_FLAG_CORRECTION_TARGET_MISSING:
+        return "更正对象不存在";
+    case AS_FLAG_DUPLICATE_ACROSS_COUNTIES:
+        return "疑似多县重复填报";
+    case AS_FLAG_AMENDMENT:
+        return "定稿后补报";
+    default:
+        return "";
+    }
+}
+
+const char *as_flag_name(uint32_t flag)
+{
+    switch (flag) {
+    case AS_FLAG_CHECK_CHAR_FAILED:
+        return "check_char_failed";
+    case AS_FLAG_UNREGISTERED:
+        return "unregistered";
+    case AS_FLAG_ONLINE_UNQUALIFIED:
+        return "online_unqualified";
+    case AS_FLAG_OUTLIER:
+        return "outlier";
+    case AS_FLAG_CORRECTION_TARGET_MISSING:
+        return "correction_target_missing";
+    case AS_FLAG_DUPLICATE_ACROSS_COUNTIES:
+        return "duplicate_across_counties";
+    case AS_FLAG_AMENDMENT:
+        return "amendment";
+    default:
+        return "";
+    }
+}
+
+void as_outlier_rule_default(as_outlier_rule_t *r)
+{
+    r->k = 6;
+    r->window = 200;
+    r->min_samples = 30;
+}
+
+/* ---- outliers ------------------------------------------------------------------------------ */
+
+static s_win_t *s_win(as_review_t *r, uint32_t key)
+{
+    size_t i = (key * 2654435761u) % NWIN_SLOTS;
+    for (size_t probe = 0; probe < NWIN_SLOTS; probe++, i = (i + 1) % NWIN_SLOTS) {
+        s_win_t *w = &r->win[i];
+        if (w->key == key)
+            return w;
+        if (w->key == 0) {
+            w->amount.v = calloc(r->rule.window, sizeof(uint64_t));
+            w->count.v = calloc(r->rule.window, sizeof(uint64_t));
+            if (!w->amount.v || !w->count.v) {
+                free(w->amount.v);
+                free(w->count.v);
+                w->amount.v = w->count.v = NULL;
+                return NULL;
+            }
+            w->key = key;
+            return w;
+        }
+    }
+    return NULL;
+}
+
+static int s_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static double s_median(uint64_t *v, unsigned n)
+{
+    qsort(v, n, sizeof *v, s_cmp_u64);
+    return n % 2 ? (double)v[n / 2] : ((double)v[n / 2 - 1] + (double)v[n / 2]) / 2;
+}
+
+/* True when x is far above the ring's usual (see as_outlier_rule_t); false while warming up. */
+static bool s_far_above(as_review_t *r, const s_ring_t *ring, uint64_t x)
+{
+    if (ring->n < r->rule.min_samples || ring->n == 0)
+        return false;
+    memcpy(r->scratch, ring->v, ring->n * sizeof *ring->v);
+    double med = s_median(r->scratch, ring->n);
+    for (unsigned i = 0; i < ring->n; i++) {
+        double d = fabs((double)ring->v[i] - med);
+        r->scratch[i] = (uint64_t)llround(d * 2); /* halves, exact for integer values */
+    }
+    double mad = s_median(r->scratch, ring->n) / 2;
+    double scale = 1.4826 * mad;
+    if (scale < med / 10)
+        scale = med / 10;
+    if (scale < 1)
+        scale = 1;
+    return (double)x > med + r->rule.k * scale;
+}
+
+static void s_push(s_ring_t *ring, unsigned cap, uint64_t x)
+{
+    ring->v[ring->next] = x;
+    ring->next = (ring->next + 1) % cap;
+    if (ring->n < cap)
+        ring->n++;
+}
+
+static bool s_outlier(as_review_t *r, const as_event_t *ev)
+{
+    s_win_t *wc = s_win(r, ev->county), *wa = s_win(r, 1000u + ev->area);
+    if (!wc || !wa)
+        return false;
+    uint64_t amount = (uint64_t)(ev->funds_fen + ev->goods_fen), count = ev->beneficiaries;
+    bool out = (s_far_above(r, &wc->amount, amount) && s_far_above(r, &wa->amount, amount)) ||
+               (s_far_above(r, &wc->count, count) && s_far_above(r, &wa->count, count));
+    s_push(&wc->amount, r->rule.window, amount);
+    s_push(&wa->amount, r->rule.window, amount);
+    s_push(&wc->count, r->rule.window, count);
+    s_push(&wa->count, r->rule.window, count);
+    return out;
+}
+
+/* ---- the cross-county index ----------------------------------------------------------------- */
+
+static void s_xkey(uint8_t *k, const as_event_t *ev, uint64_t seq)
+{
+    memset(k, 0, XK);
+    memcpy(k, ev->org_code, strnlen(ev->org_code, AS_CODE_LEN));
+    for (int i = 0; i < 4; i++)
+        k[18 + i] = (uint8_t)(ev->date >> (24 - 8 * i));
+    for (int i = 0; i < 3; i++)
+        k[22 + i] = (uint8_t)(ev->county >> (16 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        k[25 + i] = (uint8_t)(seq >> (56 - 8 * i));
+}
+
+static void s_xval(uint8_t *v, const as_event_t *ev)
+{
+    memset(v, 0, XV);
+    memcpy(v, ev->village, strnlen(ev->village, 12));
+    memcpy(v + 12, &ev->funds_fen, 8);
+    memcpy(v + 20, &ev->goods_fen, 8);
+    memcpy(v + 28, &ev->beneficiaries, 8);
+}
+
+/* Is there a live event of the same organisation and date from another county matching ev? */
+static int s_cross_county(as_review_t *r, MDB_txn *txn, const as_event_t *ev, bool *hit)
+{
+    *hit = false;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, r->db_x, &c);
+    if (rc)
+        return rc;
+    uint8_t kb[XK], mine[XV];
+    s_xkey(kb, ev, 0);
+    s_xval(mine, ev);
+    bool some = ev->funds_fen || ev->goods_fen || ev->beneficiaries;
+    MDB_val k = {XK, kb}, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && !*hit;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size != XK || memcmp(kp, kb, 22) != 0)
+            break;
+        if (memcmp(kp + 22, kb + 22, 3) == 0 || v.mv_size != XV)
+            continue;
+        const uint8_t *vp = v.mv_data;
+        if ((ev->village[0] && memcmp(vp, mine, 12) == 0) ||
+            (some && memcmp(vp + 12, mine + 12, 24) == 0))
+            *hit = true;
+    }
+    mdb_cursor_close(c);
+    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* ---- counts and amendments ---------------------------------------------------------------------
+ */
+
+static int s_count(as_review_t *r, MDB_txn *txn, uint32_t flags, uint32_t year, uint32_t county,
+                   int sign)
+{
+    for (size_t i = 0; i < sizeof s_bits / sizeof s_bits[0]; i++) {
+        if (!(flags & s_bits[i]))
+            continue;
+        uint8_t kb[6] = {(uint8_t)(year >> 8),    (uint8_t)year,          (uint8_t)i,
+                         (uint8_t)(county >> 16), (uint8_t)(county >> 8), (uint8_t)county};
+        MDB_val k = {6, kb}, v;
+        int64_t n = 0;
+        int rc = mdb_get(txn, r->db_flags, &k, &v);
+        if (rc == 0 && v.mv_size == 8)
+            memcpy(&n, v.mv_data, 8);
+        else if (rc && rc != MDB_NOTFOUND)
+            return rc;
+        n += sign;
+        v.mv_size = 8;
+        v.mv_data = &n;
+        if ((rc = n ? mdb_put(txn, r->db_flags, &k, &v, 0) : mdb_del(txn, r->db_flags, &k, NULL)) &&
+            rc != MDB_NOTFOUND)
+            return rc;
+    }
+    return 0;
+}
+
+static void s_id_text(char *out, size_t cap, const as_event_t *ev, const uint8_t *id)
+{
+    if (ev && ev->event_id[0]) {
+        snprintf(out, cap, "%s", ev->event_id);
+    } else {
+        char hex[33];
+        as_id_to_hex(id, hex);
+        snprintf(out, cap, "%s", hex);
+    }
+}
+
+static void s_cut_utf8(char *dst, size_t cap, const char *src)
+{
+    size_t n = strlen(src);
+    if (n >= cap) {
+        n = cap - 1;
+        while (n && ((unsigned char)src[n] & 0xC0) == 0x80)
+            n--;
+    }
+    memcpy(dst, src, n);
+    dst[n] = 0;
+}
+
+static void s_delta(as_amendment_t *am, const as_event_t *e, int sign)
+{
+    am->activities += sign;
+    am->beneficiaries += sign * (int64_t)e->beneficiaries;
+    am->registered_poor += sign * (int64_t)e->registered_poor;
+    am->funds_fen += sign * e->funds_fen;
+    am->goods_fen += sign * e->goods_fen;
+    am->volunteers += sign * (int64_t)e->volunteers;
+    am->volunteer_tenths += sign * (int64_t)e->volunteer_tenths;
+    am->social_workers += sign * (int64_t)e->social_workers;
+    am->persons_lifted += sign * (int64_t)e->persons_lifted;
+    am->jobs += sign * (int64_t)e->jobs;
+    am->trainees += sign * (int64_t)e->trainees;
+    am->income_fen += sign * e->income_fen;
+}
+
+/* ---- the hook ----------------------------------------------------------------------------------
+ */
+
+static int s_hook(void *ctx, MDB_txn *txn, as_event_t *ev, const as_ledger_event_t *info)
+{
+    as_review_t *r = ctx;
+    const as_event_t *t = info->target ? &info->target->ev : NULL;
+    uint32_t year = ev->date / 10000, tyear = t ? t->date / 10000 : 0;
+    int rc;
+    bool counted = info->kind != AS_LOG_RETRACTION;
+
+    if (counted) {
+        if (r->reg && as_registry_count(r->reg) > 0) {
+            as_registry_org_t o;
+            bool known = as_registry_lookup(r->reg, ev->org_code, &o) == 0;
+            if (!known)
+                ev->flags |= AS_FLAG_UNREGISTERED;
+            if (ev->online_fundraising && !(known && o.fundraising))
+                ev->flags |= AS_FLAG_ONLINE_UNQUALIFIED;
+        }
+        if (s_outlier(r, ev))
+            ev->flags |= AS_FLAG_OUTLIER;
+        bool hit;
+        if ((rc = s_cross_county(r, txn, ev, &hit)) != 0)
+            return rc;
+        if (hit)
+            ev->flags |= AS_FLAG_DUPLICATE_ACROSS_COUNTIES;
+    }
+    bool lk = false, tlk = false;
+    if ((rc = as_archive_locked(r->ar, txn, year, &lk)) != 0 ||
+        (t && (rc = as_archive_locked(r->ar, txn, tyear, &tlk)) != 0))
+        return rc;
+    if (lk || tlk)
+        ev->flags |= AS_FLAG_AMENDMENT;
+
+    /* the target leaves the counts and the index; the event enters them */
+    if (t) {
+        uint8_t kb[XK];
+        s_xkey(kb, t, info->target->seq);
+        MDB_val k = {XK, kb};
+        if ((rc = mdb_del(txn, r->db_x, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
+            return rc;
+        if ((rc = s_count(r, txn, t->flags, tyear, t->county, -1)) != 0)
+            return rc;
+    }
+    if (counted) {
+        uint8_t kb[XK], vb[XV];
+        s_xkey(kb, ev, info->seq);
+        s_xval(vb, ev);
+        MDB_val k = {XK, kb}, v = {XV, vb};
+        if ((rc = mdb_put(txn, r->db_x, &k, &v, 0)) != 0)
+            return rc;
+        if ((rc = s_count(r, txn, ev->flags, year, ev->county, +1)) != 0)
+            return rc;
+    }
+    if (lk || tlk) {
+        as_amendment_t am;
+        memset(&am, 0, sizeof am);
+        const as_event_t *shown = counted ? ev : t;
+        am.seq = info->seq;
+        am.kind = info->kind;
+        am.county = shown->county;
+        am.date = shown->date;
+        snprintf(am.org_code, sizeof am.org_code, "%s", shown->org_code);
+        s_cut_utf8(am.org_name, sizeof am.org_name, shown->org_name);
+        s_id_text(am.event_id, sizeof am.event_id, ev, ev->id);
+        if (ev->has_correction)
+            s_id_text(am.target_id, sizeof am.target_id, t, ev->correction_of);
+        if (counted)
+            s_delta(&am, ev, +1);
+        if (t)
+            s_delta(&am, t, -1);
+        /* a correction moving an event across years is listed under each locked year */
+        if (lk && (rc = as_archive_put_amendment(r->ar, txn, year, &am)) != 0)
+            return rc;
+        if (tlk && tyear != year && (rc = as_archive_put_amendment(r->ar, txn, tyear, &am)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* ---- life cycle -------------------------------------------------------------------------------
+ */
+
+as_review_t *as_review_new(as_ledger_t *l, as_registry_t *reg, as_archive_t *ar,
+                           const as_outlier_rule_t *rule, int *err)
+{
+    int dummy, rc;
+    if (!err)
+        err = &dummy;
+    as_review_t *r = calloc(1, sizeof *r);
+    if (!r) {
+        *err = AS_E_NOMEM;
+        return NULL;
+    }
+    r->l = l;
+    r->reg = reg;
+    r->ar = ar;
+    if (rule)
+        r->rule = *rule;
+    else
+        as_outlier_rule_default(&r->rule);
+    if (r->rule.window < 1)
+        r->rule.window = 1;
+    r->scratch = calloc(r->rule.window, sizeof *r->scratch);
+    MDB_txn *txn;
+    if (!r->scratch || (rc = mdb_txn_begin(as_ledger_env(l), NULL, 0, &txn)) != 0) {
+        *err = r->scratch ? AS_E_DB : AS_E_NOMEM;
+        as_review_destroy(&r);
+        return NULL;
+    }
+    if ((rc = mdb_dbi_open(txn, "flagcount", MDB_CREATE, &r->db_flags)) != 0 ||
+        (rc = mdb_dbi_open(txn, "xcounty", MDB_CREATE, &r->db_x)) != 0 ||
+        (rc = mdb_txn_commit(txn)) != 0) {
+        if (rc)
+            AS_ERROR("review", "opening the review databases: %s", mdb_strerror(rc));
+        mdb_txn_abort(txn);
+        *err = AS_E_DB;
+        as_review_destroy(&r);
+        return NULL;
+    }
+    if (reg) {
+        as_ledger_set_org_lookup(l, as_registry_org_cb, reg);
+        as_ledger_set_supervisor_name_cb(l, as_registry_unit_cb, reg);
+    }
+    as_ledger_set_event_hook(l, s_hook, r);
+    return r;
+}
+
+void as_review_destroy(as_review_t **self_p)
+{
+    if (!self_p || !*self_p)
+        return;
+    as_review_t *r = *self_p;
+    *self_p = NULL;
+    if (r->l && r->scratch) {
+        as_ledger_set_event_hook(r->l, NULL, NULL);
+        as_ledger_set_org_lookup(r->l, NULL, NULL);
+        as_ledger_set_supervisor_name_cb(r->l, NULL, NULL);
+    }
+    for (size_t i = 0; i < NWIN_SLOTS; i++) {
+        free(r->win[i].amount.v);
+        free(r->win[i].count.v);
+    }
+    free(r->scratch);
+    free(r);
+}
+
+int as_review_flag_counts(as_review_t *r, uint32_t year, as_flag_count_t **rows, size_t *n)
+{
+    *rows = NULL;
+    *n = 0;
+    MDB_txn *txn;
+    MDB_cursor *c;
+    int rc = mdb_txn_begin(as_ledger_env(r->l), NULL, MDB_RDONLY, &txn);
+    if (rc)
+        return AS_E_DB;
+    if ((rc = mdb_cursor_open(txn, r->db_flags, &c)) != 0) {
+        mdb_txn_abort(txn);
+        return AS_E_DB;
+    }
+    uint8_t kb[2] = {(uint8_t)(year >> 8), (uint8_t)year};
+    MDB_val k = {2, kb}, v;
+    size_t cap = 0;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size != 6 || memcmp(kp, kb, 2) != 0)
+            break;
+        if (v.mv_size != 8 || kp[2] >= sizeof s_bits / sizeof s_bits[0])
+            continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 32;
+            as_flag_count_t *p = realloc(*rows, cap * sizeof *p);
+            if (!p) {
+                rc = -1;
+                break;
+            }
+            *rows = p;
+        }
+        as_flag_count_t *f = &(*rows)[(*n)++];
+        f->flag = s_bits[kp[2]];
+        f->county = (uint32_t)(kp[3] << 16 | kp[4] << 8 | kp[5]);
+        memcpy(&f->count, v.mv_data, 8);
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    if (rc != 0 && rc != MDB_NOTFOUND) {
+        free(*rows);
+        *rows = NULL;
+        *n = 0;
+        return rc == -1 ? AS_E_NOMEM : AS_E_DB;
+    }
+    return 0;
+}

@@ -384,6 +384,8 @@ static int s_parse_type(const char *s)
 
 static int s_parse_level(const char *s)
 {
+    if (!s[0])
+        return AS_ORGLEVEL_UNKNOWN;
     if (!strcmp(s, "省级") || !strcasecmp(s, "provincial") || !strcasecmp(s, "province") ||
         !strcmp(s, "省"))
         return AS_ORGLEVEL_PROVINCIAL;

@@ -336,7 +336,7 @@ static int s_quality(as_report_t *r, as_doc_t *d, uint32_t year)
     as_doc_col(t, "county_code", "县区代码", AS_CELL_TEXT);
     as_doc_col(t, "name", "名称", AS_CELL_TEXT);
     for (int mth = 1; mth <= 12; mth++) {
-        char k[8], zh[8];
+        char k[16], zh[16];
         snprintf(k, sizeof k, "m%02d", mth);
         snprintf(zh, sizeof zh, "%d月", mth);
         as_doc_col(t, k, zh, AS_CELL_INT);

@@ -215,6 +215,7 @@ static int s_cross_county(as_review_t *r, MDB_txn *txn, const as_event_t *ev, bo
         return rc;
     uint8_t kb[XK], mine[XV];
     s_xkey(kb, ev, 0);
+    memset(kb + 22, 0, 3); /* from the first county of this organisation and date */
     s_xval(mine, ev);
     bool some = ev->funds_fen || ev->goods_fen || ev->beneficiaries;
     MDB_val k = {XK, kb}, v;
@@ -223,7 +224,8 @@ static int s_cross_county(as_review_t *r, MDB_txn *txn, const as_event_t *ev, bo
         const uint8_t *kp = k.mv_data;
         if (k.mv_size != XK || memcmp(kp, kb, 22) != 0)
             break;
-        if (memcmp(kp + 22, kb + 22, 3) == 0 || v.mv_size != XV)
+        uint32_t county = (uint32_t)(kp[22] << 16 | kp[23] << 8 | kp[24]);
+        if (county == ev->county || v.mv_size != XV)
             continue;
         const uint8_t *vp = v.mv_data;
         if ((ev->village[0] && memcmp(vp, mine, 12) == 0) ||

@@ -1,0 +1,203 @@
+/* test_review: each kind of flag raised by exactly the events that should raise it, kept in the
+ * event log, counted live per year, flag and county (retractions and corrections move counts). */
+#include "yearend_fixture.h"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+#define ORG_A "51360000MJB00000AA" /* registered, may fundraise online */
+#define ORG_B "51360000MJB00000BB" /* registered, no qualification */
+#define ORG_C "91360000MJB00000CC" /* not in the registry */
+
+static const char registry[] =
+    "统一社会信用代码,组织名称,类型,级别,业务主管单位,公开募捐资格\n" ORG_A
+    ",甲,基金会,省级,江西省民政厅,是\n" ORG_B ",乙,社会团体,市级,赣州市民政局,否\n";
+
+static int64_t s_count(yf_t *f, uint32_t year, uint32_t flag, uint32_t county)
+{
+    as_flag_count_t *rows;
+    size_t n;
+    assert_int_equal(as_review_flag_counts(f->rv, year, &rows, &n), 0);
+    int64_t sum = 0;
+    for (size_t i = 0; i < n; i++)
+        if (rows[i].flag == flag && (county == 0 || rows[i].county == county))
+            sum += rows[i].count;
+    free(rows);
+    return sum;
+}
+
+static void test_registry_flags(void **state)
+{
+    yf_t *f = yf_open(registry, NULL);
+    as_event_t ev[6] = {
+        yf_event(f, 360730, ORG_A, 20250301, 100, 1), yf_event(f, 360730, ORG_A, 20250302, 100, 1),
+        yf_event(f, 360730, ORG_B, 20250303, 100, 1), yf_event(f, 360731, ORG_B, 20250304, 100, 1),
+        yf_event(f, 360731, ORG_C, 20250305, 100, 1), yf_event(f, 360731, ORG_C, 20250306, 100, 1),
+    };
+    ev[1].online_fundraising = true; /* qualified: nothing */
+    ev[3].online_fundraising = true; /* registered without qualification */
+    ev[5].online_fundraising = true; /* unregistered and online */
+    yf_apply(f, ev, 6);
+    const uint32_t want[6] = {0,
+                              0,
+                              0,
+                              AS_FLAG_ONLINE_UNQUALIFIED,
+                              AS_FLAG_UNREGISTERED,
+                              AS_FLAG_UNREGISTERED | AS_FLAG_ONLINE_UNQUALIFIED};
+    uint32_t *logged = yf_logged_flags(f);
+    for (int i = 0; i < 6; i++) {
+        assert_int_equal(ev[i].flags, want[i]);
+        assert_int_equal(logged[i + 1], want[i]);
+    }
+    free(logged);
+    assert_int_equal(s_count(f, 2025, AS_FLAG_UNREGISTERED, 360731), 2);
+    assert_int_equal(s_count(f, 2025, AS_FLAG_UNREGISTERED, 360730), 0);
+    assert_int_equal(s_count(f, 2025, AS_FLAG_ONLINE_UNQUALIFIED, 0), 2);
+    assert_int_equal(s_count(f, 2024, AS_FLAG_UNREGISTERED, 0), 0);
+
+    /* retracting a flagged event and correcting another away from online fundraising */
+    as_event_t ch[2] = {yf_change(f, &ev[4], true), yf_change(f, &ev[3], false)};
+    ch[1].online_fundraising = false;
+    yf_apply(f, ch, 2);
+    assert_int_equal(ch[1].flags, 0);
+    assert_int_equal(s_count(f, 2025, AS_FLAG_UNREGISTERED, 0), 1);
+    assert_int_equal(s_count(f, 2025, AS_FLAG_ONLINE_UNQUALIFIED, 0), 1);
+    yf_close(f);
+}
+
+static void test_no_registry_no_judgement(void **state)
+{
+    yf_t *f = yf_open(NULL, NULL);
+    as_event_t ev = yf_event(f, 360730, ORG_C, 20250301, 100, 1);
+    ev.online_fundraising = true;
+    yf_apply(f, &ev, 1);
+    assert_int_equal(ev.flags, 0);
+    yf_close(f);
+}
+
+static void test_cross_county(void **state)
+{
+    yf_t *f = yf_open(registry, NULL);
+    as_event_t ev[7] = {
+        yf_event(f, 360730, ORG_A, 20250310, 5000, 20), /* first report: nothing */
+        yf_event(f, 360730, ORG_A, 20250310, 5000, 20), /* same county again: not this rule */
+        yf_event(f, 360731, ORG_A, 20250310, 5000, 20), /* same activity, other county: flag */
+        yf_event(f, 360731, ORG_A, 20250310, 7000, 20), /* other amounts: nothing */
+        yf_event(f, 360731, ORG_A, 20250311, 5000, 20), /* other date: nothing */
+        yf_event(f, 360732, ORG_B, 20250310, 5000, 20), /* other organisation: nothing */
+        yf_event(f, 360732, ORG_A, 20250310, 0, 0),     /* nothing to compare: nothing */
+    };
+    yf_apply(f, ev, 3);
+    yf_apply(f, ev + 3, 4);
+    for (int i = 0; i < 7; i++)
+        assert_int_equal(ev[i].flags, i == 2 ? AS_FLAG_DUPLICATE_ACROSS_COUNTIES : 0);
+    assert_int_equal(s_count(f, 2025, AS_FLAG_DUPLICATE_ACROSS_COUNTIES, 360731), 1);
+
+    /* once the first report is retracted, the same activity again from 360732 is not flagged */
+    as_event_t r1 = yf_change(f, &ev[0], true), r2 = yf_change(f, &ev[1], true);
+    as_event_t later = yf_event(f, 360730, ORG_A, 20250310, 9000, 3);
+    yf_apply(f, &r1, 1);
+    yf_apply(f, &r2, 1);
+    yf_apply(f, &later, 1);
+    as_event_t again = yf_event(f, 360732, ORG_A, 20250310, 5000, 20);
+    yf_apply(f, &again, 1); /* 360731's live event still matches */
+    assert_int_equal(again.flags, AS_FLAG_DUPLICATE_ACROSS_COUNTIES);
+    as_event_t r3 = yf_change(f, &ev[2], true), r4 = yf_change(f, &again, true);
+    yf_apply(f, &r3, 1);
+    yf_apply(f, &r4, 1);
+    as_event_t third = yf_event(f, 360733, ORG_A, 20250310, 5000, 20);
+    yf_apply(f, &third, 1);
+    assert_int_equal(third.flags, 0);
+    assert_int_equal(s_count(f, 2025, AS_FLAG_DUPLICATE_ACROSS_COUNTIES, 0), 0);
+    yf_close(f);
+}
+
+static void test_outliers(void **state)
+{
+    as_outlier_rule_t rule = {.k = 6, .window = 100, .min_samples = 20};
+    yf_t *f = yf_open(registry, &rule);
+    as_event_t ev[64];
+    /* warming up: 19 events in county 360730 (education), nothing judged yet */
+    for (int i = 0; i < 19; i++)
+        ev[i] = yf_event(f, 360730, ORG_A, 20250401, 100000 + i * 100, 10 + i % 3);
+    yf_apply(f, ev, 19);
+    as_event_t big = yf_event(f, 360730, ORG_A, 20250402, 90000000, 10);
+    yf_apply(f, &big, 1); /* the windows hold 19 < 20: not judged */
+    assert_int_equal(big.flags, 0);
+    for (int i = 0; i < 19; i++)
+        assert_int_equal(ev[i].flags, 0);
+    /* 20 more ordinary ones, none flagged */
+    for (int i = 0; i < 20; i++)
+        ev[i] = yf_event(f, 360730, ORG_A, 20250403, 100000 + i * 50, 11);
+    yf_apply(f, ev, 20);
+    for (int i = 0; i < 20; i++)
+        assert_int_equal(ev[i].flags, 0);
+    /* far above by amount, by count, and just below the line */
+    as_event_t x[3] = {yf_event(f, 360730, ORG_A, 20250404, 50000000, 11),
+                       yf_event(f, 360730, ORG_A, 20250404, 100000, 5000),
+                       yf_event(f, 360730, ORG_A, 20250404, 150000, 12)};
+    yf_apply(f, x, 3);
+    assert_int_equal(x[0].flags, AS_FLAG_OUTLIER);
+    assert_int_equal(x[1].flags, AS_FLAG_OUTLIER);
+    assert_int_equal(x[2].flags, 0);
+
+    /* far above its county's usual but not above the area's: another county where education
+     * activities are big fills the area window */
+    for (int i = 0; i < 60; i++)
+        ev[i] = yf_event(f, 360731, ORG_B, 20250405, 80000000 + i, 10);
+    yf_apply(f, ev, 60);
+    as_event_t y = yf_event(f, 360730, ORG_A, 20250406, 60000000, 11);
+    yf_apply(f, &y, 1);
+    assert_int_equal(y.flags, 0);
+    assert_int_equal(s_count(f, 2025, AS_FLAG_OUTLIER, 360730), 2);
+    yf_close(f);
+}
+
+static void test_amendments(void **state)
+{
+    yf_t *f = yf_open(registry, NULL);
+    as_event_t a = yf_event(f, 360730, ORG_A, 20250501, 100, 1);
+    yf_apply(f, &a, 1);
+    assert_int_equal(a.flags, 0);
+    MDB_txn *txn;
+    assert_int_equal(mdb_txn_begin(as_ledger_env(f->l), NULL, 0, &txn), 0);
+    assert_int_equal(as_archive_lock(f->ar, txn, 2025, NULL, 0, 1), 0);
+    assert_int_equal(as_archive_lock(f->ar, txn, 2025, NULL, 0, 1), AS_E_LOCKED);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+    as_event_t late[3] = {yf_event(f, 360730, ORG_C, 20251230, 700, 2),
+                          yf_event(f, 360730, ORG_A, 20260105, 100, 1), yf_change(f, &a, false)};
+    late[2].funds_fen = 250;
+    yf_apply(f, late, 3);
+    assert_int_equal(late[0].flags, AS_FLAG_AMENDMENT | AS_FLAG_UNREGISTERED);
+    assert_int_equal(late[1].flags, 0);
+    assert_int_equal(late[2].flags, AS_FLAG_AMENDMENT);
+    as_amendment_t *am;
+    size_t n;
+    assert_int_equal(as_archive_amendments(f->ar, 2025, &am, &n), 0);
+    assert_int_equal(n, 2);
+    assert_int_equal(am[0].kind, AS_LOG_NEW);
+    assert_int_equal(am[0].funds_fen, 700);
+    assert_string_equal(am[0].event_id, late[0].event_id);
+    assert_int_equal(am[1].kind, AS_LOG_CORRECTION);
+    assert_int_equal(am[1].funds_fen, 150);
+    assert_int_equal(am[1].activities, 0);
+    assert_string_equal(am[1].target_id, a.event_id);
+    free(am);
+    assert_int_equal(as_archive_amendments(f->ar, 2026, &am, &n), 0);
+    assert_int_equal(n, 0);
+    free(am);
+    assert_int_equal(s_count(f, 2025, AS_FLAG_AMENDMENT, 0), 2);
+    yf_close(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_registry_flags), cmocka_unit_test(test_no_registry_no_judgement),
+        cmocka_unit_test(test_cross_county),   cmocka_unit_test(test_outliers),
+        cmocka_unit_test(test_amendments),
+    };
+    return cmocka_run_group_tests_name("review", tests, NULL, NULL);
+}

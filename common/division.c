@@ -1,5 +1,6 @@
 /* division: Jiangxi's GB/T 2260 division codes, read once from the embedded reference data
- * (data/jiangxi-divisions.csv, -townships-2020.csv, -poverty-counties.csv, -division-changes.csv). */
+ * (data/jiangxi-divisions.csv, -townships-2020.csv, -poverty-counties.csv, -division-changes.csv).
+ */
 #include "division.h"
 #include "err.h"
 #include "log.h"
@@ -132,8 +133,12 @@ static void s_load(void)
     while ((k = s_fields(&p, f, 4)) > 0) {
         if (k < 3 || s_nchanges >= MAX_CHANGES)
             goto bad;
+        /* A new code (empty old_code) is already current; an abolished code (empty new_code,
+         * e.g. 360105 湾里区) is kept with successor 0: it was a division, but names none now. */
+        if (!*f[0])
+            continue;
         s_changes[s_nchanges][0] = (uint32_t)strtoul(f[0], NULL, 10);
-        s_changes[s_nchanges][1] = (uint32_t)strtoul(f[2], NULL, 10);
+        s_changes[s_nchanges][1] = *f[2] ? (uint32_t)strtoul(f[2], NULL, 10) : 0;
         s_nchanges++;
     }
     if (s_ncities != 11 || s_ncounties != 100 || npoverty != 25 || s_ntownships < 1000)
@@ -141,8 +146,9 @@ static void s_load(void)
     s_init_rc = AS_OK;
     return;
 bad:
-    AS_ERROR("division", "the embedded reference data is malformed (a build error): %zu cities, "
-                         "%zu counties, %zu townships read",
+    AS_ERROR("division",
+             "the embedded reference data is malformed (a build error): %zu cities, "
+             "%zu counties, %zu townships read",
              s_ncities, s_ncounties, s_ntownships);
     s_init_rc = AS_E_PARSE;
 }
@@ -178,14 +184,28 @@ uint32_t as_division_city_of(uint32_t county)
 
 uint32_t as_division_current(uint32_t code)
 {
-    if (as_division_find(code))
-        return code;
+    /* Bounded: a chain of renames is short, and a cycle in the data must not hang us. */
+    for (int hop = 0; hop < 8 && code; hop++) {
+        if (as_division_find(code) || code == 360000)
+            return code;
+        size_t i = 0;
+        while (i < s_nchanges && s_changes[i][0] != code)
+            i++;
+        if (i == s_nchanges)
+            return 0;
+        code = s_changes[i][1];
+    }
+    return 0;
+}
+
+bool as_division_was_division(uint32_t code)
+{
+    if (as_division_find(code) || code == 360000)
+        return true;
     for (size_t i = 0; i < s_nchanges; i++)
         if (s_changes[i][0] == code)
-            return as_division_current(s_changes[i][1]);
-    if (code == 360000)
-        return code;
-    return 0;
+            return true;
+    return false;
 }
 
 bool as_division_township_exists(uint32_t county, unsigned township3)

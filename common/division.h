@@ -29,8 +29,13 @@ bool as_division_is_county(uint32_t code);
 uint32_t as_division_city_of(uint32_t county);
 
 /* The current code for a code that may have been retired (360782 → 360703); the code itself
- * when current; 0 when never a division of the province. */
+ * when current; 0 when never a division of the province, or when it was abolished without a
+ * successor in the data (360105 湾里区). */
 uint32_t as_division_current(uint32_t code);
+
+/* True when code is, or once was, a city or county-level division of the province (or the
+ * province itself): a credit code's characters 3-8 may hold any of these. */
+bool as_division_was_division(uint32_t code);
 
 /* True when the 9-digit township code (county + 3) is in the 2020 township table. */
 bool as_division_township_exists(uint32_t county, unsigned township3);

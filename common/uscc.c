@@ -1,5 +1,6 @@
 /* uscc: the 18-character Unified Social Credit Code (GB 32100-2015) of an organisation. */
 #include "uscc.h"
+#include "division.h"
 
 #include <string.h>
 
@@ -35,6 +36,24 @@ unsigned as_uscc_division(const char *code)
     return d;
 }
 
+/* Characters 3-8 name the registering authority's division: 100000 for a national registration
+ * (Ministry of Civil Affairs), else a code of a province-level division. Inside Jiangxi the code
+ * must be one the province has, or once had (codes are frozen when issued). */
+static bool s_division_plausible(unsigned d)
+{
+    static const unsigned provinces[] = {11, 12, 13, 14, 15, 21, 22, 23, 31, 32, 33,
+                                         34, 35, 36, 37, 41, 42, 43, 44, 45, 46, 50,
+                                         51, 52, 53, 54, 61, 62, 63, 64, 65};
+    if (d == 100000)
+        return true;
+    if (d / 10000 == 36)
+        return as_division_was_division(d);
+    for (size_t i = 0; i < sizeof provinces / sizeof provinces[0]; i++)
+        if (d / 10000 == provinces[i])
+            return true;
+    return false;
+}
+
 as_uscc_status_t as_uscc_check(const char *code)
 {
     if (strlen(code) != 18)
@@ -46,7 +65,7 @@ as_uscc_status_t as_uscc_check(const char *code)
         return AS_USCC_AUTHORITY;
     if (code[1] != '1' && code[1] != '2' && code[1] != '3' && code[1] != '9')
         return AS_USCC_TYPE;
-    if (as_uscc_division(code) == 0)
+    if (!s_division_plausible(as_uscc_division(code)))
         return AS_USCC_DIVISION;
     if (as_uscc_check_char(code) != code[17])
         return AS_USCC_CHECK;
@@ -67,7 +86,7 @@ const char *as_uscc_reason_zh(as_uscc_status_t s)
     case AS_USCC_TYPE:
         return "机构类别代码应为1、2、3或9";
     case AS_USCC_DIVISION:
-        return "第3-8位应为登记管理机关行政区划码";
+        return "第3-8位应为登记管理机关的行政区划代码(含已撤销的代码)";
     case AS_USCC_CHECK:
         return "统一社会信用代码校验码错误";
     }
@@ -88,7 +107,8 @@ const char *as_uscc_reason_en(as_uscc_status_t s)
     case AS_USCC_TYPE:
         return "organisation type digit must be 1, 2, 3 or 9";
     case AS_USCC_DIVISION:
-        return "characters 3-8 must be the registering authority's division code";
+        return "characters 3-8 must be the registering authority's division code (a retired one is "
+               "fine)";
     case AS_USCC_CHECK:
         return "wrong check character (GB 32100-2015)";
     }

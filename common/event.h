@@ -71,45 +71,45 @@ enum {
 
 /* A validated activity event. A plain value: no pointers, safe to copy with memcpy. */
 typedef struct {
-    uint8_t id[AS_ID_LEN];                  /* wire id, see as_event_derive_id() */
-    char event_id[AS_EVENT_ID_MAX + 1];     /* as the office gave it; "" when derived */
-    uint32_t county;                        /* 6-digit county-level code, e.g. 360730 */
-    char org_code[AS_CODE_LEN + 1];         /* credit code, upper case */
+    uint8_t id[AS_ID_LEN];              /* wire id, see as_event_derive_id() */
+    char event_id[AS_EVENT_ID_MAX + 1]; /* as the office gave it; "" when derived */
+    uint32_t county;                    /* 6-digit county-level code, e.g. 360730 */
+    char org_code[AS_CODE_LEN + 1];     /* credit code, upper case */
     char org_name[AS_NAME_MAX + 1];
-    uint8_t area;                           /* as_area_t */
-    uint8_t project;                        /* as_project_t */
-    uint8_t group;                          /* as_group_t */
-    uint8_t funding;                        /* as_funding_t */
-    uint32_t date;                          /* yyyymmdd */
-    char village[AS_VILLAGE_LEN + 1];       /* "" when not given */
+    uint8_t area;                     /* as_area_t */
+    uint8_t project;                  /* as_project_t */
+    uint8_t group;                    /* as_group_t */
+    uint8_t funding;                  /* as_funding_t */
+    uint32_t date;                    /* yyyymmdd */
+    char village[AS_VILLAGE_LEN + 1]; /* "" when not given */
     bool deep_village;
     bool online_fundraising;
     bool retract;
-    bool has_correction;                    /* correction_of is set */
-    uint8_t correction_of[AS_ID_LEN];       /* id of the replaced/withdrawn event */
+    bool has_correction;              /* correction_of is set */
+    uint8_t correction_of[AS_ID_LEN]; /* id of the replaced/withdrawn event */
     uint64_t beneficiaries;
     uint64_t registered_poor;
     int64_t funds_fen;
     int64_t goods_fen;
     uint64_t volunteers;
-    uint64_t volunteer_tenths;              /* volunteer hours × 10 */
+    uint64_t volunteer_tenths; /* volunteer hours × 10 */
     uint64_t social_workers;
     uint64_t persons_lifted;
     uint64_t jobs;
     uint64_t trainees;
     int64_t income_fen;
-    uint32_t flags;                         /* AS_FLAG_* */
+    uint32_t flags; /* AS_FLAG_* */
     char note[AS_NOTE_MAX + 1];
-    char source_file[128];                  /* spool file name (basename), "" if none */
-    uint32_t source_row;                    /* 1-based data row in that file */
+    char source_file[128]; /* spool file name (basename), "" if none */
+    uint32_t source_row;   /* 1-based data row in that file */
 } as_event_t;
 
 /* One validation error: which column, what value (truncated), and why in both languages. */
 typedef struct {
-    char column[48];      /* English column name, or "" for a row-level error */
-    char value[96];       /* the offending value, truncated to fit, UTF-8 safe */
-    char reason_zh[160];  /* 中文原因 */
-    char reason_en[160];  /* English reason */
+    char column[48];     /* English column name, or "" for a row-level error */
+    char value[96];      /* the offending value, truncated to fit, UTF-8 safe */
+    char reason_zh[160]; /* 中文原因 */
+    char reason_en[160]; /* English reason */
 } as_field_error_t;
 
 #define AS_MAX_ROW_ERRORS 16
@@ -122,12 +122,15 @@ typedef struct {
 
 /* Validation context: what a row is checked against. */
 typedef struct {
-    uint32_t county;       /* the collector's county; 0 accepts any county of the province */
-    uint32_t today;        /* yyyymmdd of "today" (+08:00); dates after it are rejected */
+    uint32_t county; /* the collector's county; 0 accepts any county of the province */
+    uint32_t today;  /* yyyymmdd of "today" (+08:00); dates after it are rejected */
     /* Optional registry look-up: returns true when the credit code stands in the organisation
      * registry (a code failing its check character is then accepted and flagged). May be NULL. */
     bool (*in_registry)(void *ctx, const char *code);
     void *registry_ctx;
+    /* Validation only (aidstat check): as_event_from_row leaves ev->id and ev->correction_of
+     * zero, hashing only when a rule needs an id (a correction row without an event_id). */
+    bool skip_id;
 } as_validate_ctx_t;
 
 /* Canonical English column names, in template order; AS_COL_COUNT of them. */
@@ -175,14 +178,20 @@ typedef struct {
     size_t len[AS_COL_COUNT];
 } as_row_t;
 
-/* Validates one row into *ev (fully overwritten). On success returns 0 with errs->n == 0; when
- * any field is bad returns AS_E_INVALID with every error found in *errs. Derives the wire id
- * (as_event_derive_id) and resolves correction_of to a wire id. */
+/* Validates one row into *ev (fully overwritten; set source_file/source_row afterwards). On
+ * success returns 0 with errs->n == 0; when any field is bad returns AS_E_INVALID with every
+ * error found in *errs (errs->n counts them all, the first AS_MAX_ROW_ERRORS are kept), in
+ * column order. Derives the wire id (as_event_derive_id) and resolves correction_of to a wire id
+ * unless ctx->skip_id. Cells are trimmed; numbers take no sign, no exponent and no more decimals
+ * than allowed, and thousands separators only in groups of three ("1,234.50"). No allocation. */
 int as_event_from_row(const as_row_t *row, const as_validate_ctx_t *ctx, as_event_t *ev,
                       as_row_errors_t *errs);
 
 /* Re-checks an event received over the wire (never trust the edge): ranges, enums, codes,
- * cross-field rules, the note guard. Same error reporting as as_event_from_row. */
+ * cross-field rules, the note guard, and that the id's first 3 bytes are ev->county. A credit
+ * code failing only its check character passes when ctx->in_registry says it is registered or,
+ * with no registry at hand, when the event already carries AS_FLAG_CHECK_CHAR_FAILED (it stays
+ * flagged for review). Same error reporting as as_event_from_row. */
 int as_event_validate(const as_event_t *ev, const as_validate_ctx_t *ctx, as_row_errors_t *errs);
 
 /* Computes ev->id: county (3 bytes, big-endian) followed by 13 bytes of BLAKE2b over the county
@@ -191,8 +200,19 @@ int as_event_validate(const as_event_t *ev, const as_validate_ctx_t *ctx, as_row
 void as_event_derive_id(as_event_t *ev);
 
 /* Computes the wire id that an office's event id string names within a county (used for
- * correction_of). A 32-hex-digit string is taken as a wire id itself. */
+ * correction_of, and by as_event_derive_id for a given event_id). A 32-hex-digit string whose
+ * first 3 bytes are the county is taken as a wire id itself (so a correction may name an event
+ * whose id was derived); any other text is hashed: BLAKE2b over "CCCCCC|text". */
 void as_event_id_for(uint32_t county, const char *event_id, uint8_t out[AS_ID_LEN]);
+
+/* What as_note_guard() found. */
+enum { AS_GUARD_NONE = 0, AS_GUARD_RESIDENT_ID = 1, AS_GUARD_MOBILE = 2 };
+
+/* The personal-data guard of a note: looks for a GB 11643 resident ID number (17 digits and a
+ * MOD 11-2 check character, with a plausible birth date) or a mainland mobile number (11 digits
+ * 1[3-9]..., also written 3-4-4 with blanks or dashes, or after +86), not part of a longer run
+ * of digits; full-width digits count. Returns AS_GUARD_NONE or what it found first. */
+int as_note_guard(const char *text, size_t len);
 
 /* Formats a wire id as 32 lower-case hex digits plus NUL into out[33]. */
 void as_id_to_hex(const uint8_t id[AS_ID_LEN], char out[33]);

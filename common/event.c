@@ -112,6 +112,8 @@ int as_column_lookup(const char *header)
     if (!header)
         return -1;
     size_t n = strlen(header);
+    if (n >= 3 && memcmp(header, "\xef\xbb\xbf", 3) == 0) /* a BOM before the first header */
+        header += 3, n -= 3;
     const char *s = s_trim(header, &n);
     char buf[96];
     if (n >= sizeof buf)
@@ -209,8 +211,12 @@ const char *as_funding_name_zh(as_funding_t f)
 /* The value of an enum cell (English, any case, or Chinese), 0 when not one of them. */
 static int s_enum(const s_names_t *tab, int count, const char *s, size_t n)
 {
+    char en[32]; /* "Capacity Care", "capacity-care" → "capacity_care" */
+    size_t k = 0;
+    for (; k < n && k < sizeof en; k++)
+        en[k] = s[k] == ' ' || s[k] == '-' ? '_' : s[k];
     for (int i = 1; i < count; i++)
-        if ((strlen(tab[i].en) == n && strncasecmp(s, tab[i].en, n) == 0) ||
+        if ((strlen(tab[i].en) == n && n <= sizeof en && strncasecmp(en, tab[i].en, n) == 0) ||
             (strlen(tab[i].zh) == n && memcmp(s, tab[i].zh, n) == 0))
             return i;
     return 0;
@@ -225,6 +231,8 @@ uint32_t as_today_cst(void)
 }
 
 /* ---- errors ------------------------------------------------------------------------------- */
+
+static bool s_text_ok(const char *s, size_t n, bool multiline);
 
 /* Copies at most cap-1 bytes of s without cutting a UTF-8 sequence; "…" marks a cut. */
 static void s_copy_value(char *dst, size_t cap, const char *s, size_t n)
@@ -241,9 +249,26 @@ static void s_copy_value(char *dst, size_t cap, const char *s, size_t n)
         memcpy(dst, s, k);
         memcpy(dst + k, "\xe2\x80\xa6", 4);
     }
-    for (char *p = dst; *p; p++) /* keep error lines one line each */
-        if (*p == '\n' || *p == '\r' || *p == '\t')
-            *p = ' ';
+    /* keep error lines one line each, and the value valid UTF-8 whatever the input was */
+    for (unsigned char *p = (unsigned char *)dst; *p;) {
+        if (*p < 0x20 || *p == 0x7f) {
+            *p++ = ' ';
+            continue;
+        }
+        size_t k = *p < 0x80                  ? 0
+                   : *p >= 0xC2 && *p <= 0xDF ? 1
+                   : *p >= 0xE0 && *p <= 0xEF ? 2
+                   : *p >= 0xF0 && *p <= 0xF4 ? 3
+                                              : 9;
+        size_t j = 1;
+        while (k != 9 && j <= k && (p[j] & 0xC0) == 0x80)
+            j++;
+        if (k == 9 || j <= k || !s_text_ok((const char *)p, k + 1, false)) {
+            *p++ = '?';
+            continue;
+        }
+        p += k + 1;
+    }
 }
 
 static void s_err(as_row_errors_t *errs, int col, const char *v, size_t vn, const char *zh,
@@ -274,8 +299,6 @@ static int s_decimal(const char *s, size_t n, int maxdec, uint64_t max, uint64_t
         return P_SYNTAX;
     if (*s == '-' && n > 1)
         return P_NEGATIVE;
-    if (*s == '+')
-        s++, n--;
     uint64_t v = 0;
     size_t i = 0, digits = 0, group = 0;
     bool commas = false, over = false;
@@ -341,15 +364,13 @@ static size_t s_digits(const char *s, size_t n, size_t max, unsigned *v)
     return i;
 }
 
-/* YYYY-MM-DD, YYYY/M/D (Excel; optionally followed by a midnight time such as " 0:00"), or
- * yyyymmdd. Returns P_OK with *ymd, P_SYNTAX, or P_RANGE for a date that does not exist. */
+/* YYYY-MM-DD or YYYY/M/D (Excel; optionally followed by a midnight time such as " 0:00"). Returns
+ * P_OK with *ymd, P_SYNTAX, or P_RANGE for a date that does not exist. */
 static int s_date(const char *s, size_t n, uint32_t *ymd)
 {
     unsigned y, m, d;
-    size_t i = s_digits(s, n, 8, &y);
-    if (i == 8 && n == 8) {
-        m = y / 100 % 100, d = y % 100, y /= 10000;
-    } else {
+    size_t i = s_digits(s, n, 4, &y);
+    {
         if (i != 4 || i >= n || (s[i] != '-' && s[i] != '/'))
             return P_SYNTAX;
         char sep = s[i++];
@@ -457,6 +478,25 @@ static bool s_resident_id(const char *p)
     return y >= 1900 && y <= 2099 && s_real_date(y, m, d);
 }
 
+/* A mainland mobile number starting at j (which follows no digit): 11 digits 1[3-9]... not
+ * followed by a digit, or 3-4-4 groups separated by the same blank or dash. */
+static bool s_mobile_at(const char *s, size_t n, size_t j)
+{
+    if (j + 3 > n || s[j] != '1' || s[j + 1] < '3' || s[j + 1] > '9' || !s_isdigit(s[j + 2]))
+        return false;
+    size_t run = j;
+    while (run < n && s_isdigit(s[run]))
+        run++;
+    if (run - j == 11)
+        return true;
+    if (run - j != 3 || run + 10 > n || (s[run] != '-' && s[run] != ' ') || s[run + 5] != s[run])
+        return false;
+    for (size_t k = 1; k <= 9; k++)
+        if (k != 5 && !s_isdigit(s[run + k]))
+            return false;
+    return !(run + 10 < n && s_isdigit(s[run + 10]));
+}
+
 /* Finds a resident ID or a mainland mobile number in text. Returns 1 for an ID, 2 for a mobile
  * number, 0 for none; *at receives the offset. A number must stand alone: not part of a longer
  * run of digits (so bank references and long serials do not trip it). Mobile numbers may be
@@ -480,23 +520,16 @@ static int s_find_personal(const char *s, size_t n, size_t *at)
             *at = i;
             return 1;
         }
-        /* "86" + mobile, and the mobile itself */
-        size_t st = (len == 13 && s[i] == '8' && s[i + 1] == '6') ? i + 2 : i;
-        if ((len == 11 || len == 13) && run - st == 11 && s[st] == '1' && s[st + 1] >= '3' &&
-            s[st + 1] <= '9') {
-            *at = i;
+        /* a mobile number, also after "+86", "+86 " or "+86-" */
+        size_t j = i;
+        bool plus86 = i > 0 && s[i - 1] == '+' && len >= 2 && s[i] == '8' && s[i + 1] == '6';
+        if (plus86 && len == 2 && run + 1 < n && (s[run] == ' ' || s[run] == '-'))
+            j = run + 1;
+        else if (plus86 && len == 13)
+            j = i + 2;
+        if (s_mobile_at(s, n, j)) {
+            *at = plus86 ? i - 1 : i;
             return 2;
-        }
-        /* 3-4-4 with '-' or ' ' between the groups */
-        if (len == 3 && s[i] == '1' && s[i + 1] >= '3' && s[i + 1] <= '9' && run + 10 <= n &&
-            (s[run] == '-' || s[run] == ' ') && s[run + 5] == s[run]) {
-            bool ok = !(run + 10 < n && s_isdigit(s[run + 10]));
-            for (size_t k = 1; ok && k <= 9; k++)
-                ok = k == 5 || s_isdigit(s[run + k]);
-            if (ok) {
-                *at = i;
-                return 2;
-            }
         }
         i = run - 1;
     }
@@ -594,7 +627,7 @@ void as_event_derive_id(as_event_t *ev)
         return;
     }
     /* Canonical values, not the row's text: "1.5" and "1.50" give the same id. The note is left
-     * out (an office re-exporting a file with an edited note must not count the activity
+     * out (an office that fixes a note and drops the file again must not count the activity
      * twice), as are flags, source_file and source_row. */
     s_canon_t c = {.n = 0};
     memcpy(c.buf, "aidstat.v1.content", 18);
@@ -625,7 +658,10 @@ void as_event_derive_id(as_event_t *ev)
         c.n += AS_ID_LEN;
     }
     uint8_t h[16];
-    crypto_generichash(h, sizeof h, c.buf, c.n, NULL, 0);
+    crypto_generichash_state st;
+    crypto_generichash_init(&st, NULL, 0, sizeof h);
+    crypto_generichash_update(&st, c.buf, c.n);
+    crypto_generichash_final(&st, h, sizeof h);
     s_put_county(ev->county, ev->id);
     memcpy(ev->id + 3, h, AS_ID_LEN - 3);
 }
@@ -640,9 +676,10 @@ static void s_check_county(uint32_t county, const as_validate_ctx_t *ctx, const 
     if (!as_division_is_county(county)) {
         uint32_t cur = as_division_current(county);
         if (cur && cur != county && as_division_is_county(cur)) {
-            snprintf(zh, sizeof zh, "已撤销的区划代码,现为 %06u", (unsigned)cur);
-            snprintf(en, sizeof en, "a retired division code; the current code is %06u",
-                     (unsigned)cur);
+            const as_division_t *d = as_division_find(cur);
+            snprintf(zh, sizeof zh, "已撤销的区划代码,现为 %06u %s", (unsigned)cur, d->name);
+            snprintf(en, sizeof en, "a retired division code; the current code is %06u (%s)",
+                     (unsigned)cur, d->name);
             s_err(errs, AS_COL_COUNTY_CODE, v, vn, zh, en);
         } else
             s_err(errs, AS_COL_COUNTY_CODE, v, vn, "不是江西省的县级行政区划代码",
@@ -709,9 +746,9 @@ static void s_check_village(const char *v, size_t n, uint32_t county, as_row_err
     }
     unsigned town = (unsigned)((v[6] - '0') * 100 + (v[7] - '0') * 10 + (v[8] - '0'));
     unsigned vil = (unsigned)((v[9] - '0') * 100 + (v[10] - '0') * 10 + (v[11] - '0'));
-    if (!as_division_township_exists(county, town))
+    if (town < 1 || town > 399 || !as_division_township_exists(county, town))
         s_err(errs, AS_COL_VILLAGE_CODE, v, n, "村代码第7-9位不是本县的乡镇街道",
-              "digits 7-9 are not a township of this county (2020 table)");
+              "digits 7-9 are not a township (001-399) of this county (2020 table)");
     else if (vil < 1 || vil > 399)
         s_err(errs, AS_COL_VILLAGE_CODE, v, n, "村代码第10-12位应在001-399之间",
               "digits 10-12 must be 001-399 (residents' or village committee)");
@@ -761,28 +798,27 @@ int as_note_guard(const char *text, size_t len)
 
 static void s_check_note(const char *s, size_t n, as_row_errors_t *errs)
 {
+    bool text = s_text_ok(s, n, true);
+    size_t at = n;
+    int kind = text ? s_guard(s, n, &at) : AS_GUARD_NONE;
+    /* Every value shown is cut before a number found (folding only shortens text, so the offset
+     * is at or before it in the original): an error file must not repeat it either. */
+    while (at > 0 && at < n && ((unsigned char)s[at] & 0xC0) == 0x80)
+        at--;
+    size_t shown = kind ? at : n;
     if (n > AS_NOTE_MAX) {
         char zh[160], en[160];
         snprintf(zh, sizeof zh, "备注过长(%zu字节,最多%d字节)", n, AS_NOTE_MAX);
         snprintf(en, sizeof en, "the note is too long (%zu bytes, at most %d)", n, AS_NOTE_MAX);
-        s_err(errs, AS_COL_NOTE, s, n, zh, en);
-        return;
+        s_err(errs, AS_COL_NOTE, s, shown, zh, en);
     }
-    if (!s_text_ok(s, n, true)) {
+    if (!text)
         s_err(errs, AS_COL_NOTE, s, n, "备注含有无效字符或编码", "the note is not valid text");
-        return;
-    }
-    size_t at = 0;
-    int kind = s_guard(s, n, &at);
-    /* The value shown is cut before the number (folding only shortens text, so the offset is at
-     * or before it in the original): an error file must not repeat it either. */
-    while (at > 0 && ((unsigned char)s[at] & 0xC0) == 0x80)
-        at--;
-    if (kind == 1)
-        s_err(errs, AS_COL_NOTE, s, at, "备注含有身份证号码,不得填写个人信息",
+    else if (kind == AS_GUARD_RESIDENT_ID)
+        s_err(errs, AS_COL_NOTE, s, shown, "备注含有身份证号码,不得填写个人信息",
               "the note holds a resident ID number: personal data is not allowed");
-    else if (kind == 2)
-        s_err(errs, AS_COL_NOTE, s, at, "备注含有手机号码,不得填写个人信息",
+    else if (kind == AS_GUARD_MOBILE)
+        s_err(errs, AS_COL_NOTE, s, shown, "备注含有手机号码,不得填写个人信息",
               "the note holds a mobile phone number: personal data is not allowed");
 }
 
@@ -802,14 +838,35 @@ static void s_check_text(int col, const char *s, size_t n, size_t max, bool requ
     }
 }
 
-static void s_check_cross(const as_event_t *ev, as_row_errors_t *errs, const char *rp, size_t rpn)
+static void s_check_cross(const as_event_t *ev, bool counts_ok, as_row_errors_t *errs,
+                          const char *rp, size_t rpn)
 {
-    if (ev->registered_poor > ev->beneficiaries)
+    if (counts_ok && ev->registered_poor > ev->beneficiaries)
         s_err(errs, AS_COL_REGISTERED_POOR, rp, rpn, "建档立卡贫困人口数不能大于受益人数",
               "registered_poor must not exceed beneficiaries");
     if (ev->retract && !ev->has_correction)
         s_err(errs, AS_COL_RETRACT, "是", 3, "撤回时须填写更正事件编号",
               "a retraction must name the event in correction_of");
+}
+
+/* Puts the kept errors in column order (row-level ones last), stable. */
+static void s_sort_errors(as_row_errors_t *errs)
+{
+    size_t n = errs->n < AS_MAX_ROW_ERRORS ? errs->n : AS_MAX_ROW_ERRORS;
+    int key[AS_MAX_ROW_ERRORS];
+    for (size_t i = 0; i < n; i++)
+        key[i] = errs->e[i].column[0] ? as_column_lookup(errs->e[i].column) : AS_COL_COUNT;
+    for (size_t i = 1; i < n; i++) {
+        as_field_error_t e = errs->e[i];
+        int k = key[i];
+        size_t j = i;
+        for (; j > 0 && key[j - 1] > k; j--) {
+            errs->e[j] = errs->e[j - 1];
+            key[j] = key[j - 1];
+        }
+        errs->e[j] = e;
+        key[j] = k;
+    }
 }
 
 /* ---- a row -------------------------------------------------------------------------------- */
@@ -988,8 +1045,10 @@ int as_event_from_row(const as_row_t *row, const as_validate_ctx_t *ctx, as_even
     ev->online_fundraising = s_flag_cell(row, AS_COL_ONLINE_FUNDRAISING, errs);
     ev->retract = s_flag_cell(row, AS_COL_RETRACT, errs);
 
+    size_t before = errs->n;
     ev->beneficiaries = s_count(row, AS_COL_BENEFICIARIES, errs);
     ev->registered_poor = s_count(row, AS_COL_REGISTERED_POOR, errs);
+    bool counts_ok = errs->n == before;
     ev->volunteers = s_count(row, AS_COL_VOLUNTEERS, errs);
     ev->social_workers = s_count(row, AS_COL_SOCIAL_WORKERS, errs);
     ev->persons_lifted = s_count(row, AS_COL_PERSONS_LIFTED, errs);
@@ -1025,9 +1084,13 @@ int as_event_from_row(const as_row_t *row, const as_validate_ctx_t *ctx, as_even
         }
     }
     s = s_cell(row, AS_COL_REGISTERED_POOR, &n);
-    s_check_cross(ev, errs, s, n);
+    s_check_cross(ev, counts_ok, errs, s, n);
 
-    if (errs->n)
+    if (errs->n) {
+        s_sort_errors(errs);
+        return AS_E_INVALID;
+    }
+    if (0)
         return AS_E_INVALID;
     if (!(ctx && ctx->skip_id))
         as_event_derive_id(ev);
@@ -1045,14 +1108,24 @@ int as_event_validate(const as_event_t *ev, const as_validate_ctx_t *ctx, as_row
 {
     errs->n = 0;
     char num[32];
-    if (!s_terminated(ev->event_id, sizeof ev->event_id) ||
-        !s_terminated(ev->org_code, sizeof ev->org_code) ||
-        !s_terminated(ev->org_name, sizeof ev->org_name) ||
-        !s_terminated(ev->village, sizeof ev->village) ||
-        !s_terminated(ev->note, sizeof ev->note)) {
-        s_err(errs, -1, "", 0, "字段未正确结束", "a text field is not terminated");
+    const struct {
+        int col;
+        const char *f;
+        size_t cap;
+    } texts[] = {{AS_COL_EVENT_ID, ev->event_id, sizeof ev->event_id},
+                 {AS_COL_ORG_CREDIT_CODE, ev->org_code, sizeof ev->org_code},
+                 {AS_COL_ORG_NAME, ev->org_name, sizeof ev->org_name},
+                 {AS_COL_VILLAGE_CODE, ev->village, sizeof ev->village},
+                 {AS_COL_NOTE, ev->note, sizeof ev->note}};
+    bool terminated = true;
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
+        if (!s_terminated(texts[i].f, texts[i].cap)) {
+            s_err(errs, texts[i].col, texts[i].f, 32, "字段过长或未结束",
+                  "the field is too long (not terminated)");
+            terminated = false;
+        }
+    if (!terminated)
         return AS_E_INVALID;
-    }
     s_check_text(AS_COL_EVENT_ID, ev->event_id, strlen(ev->event_id), AS_EVENT_ID_MAX, false, errs);
     snprintf(num, sizeof num, "%u", (unsigned)ev->county);
     s_check_county(ev->county, ctx, num, strlen(num), errs);
@@ -1103,6 +1176,10 @@ int as_event_validate(const as_event_t *ev, const as_validate_ctx_t *ctx, as_row
                   "the number is negative or too large");
         }
     s_check_note(ev->note, strlen(ev->note), errs);
-    s_check_cross(ev, errs, "", 0);
+    s_check_cross(ev, true, errs, "", 0);
+    if (ev->has_correction && memcmp(ev->correction_of, ev->id, AS_ID_LEN) == 0)
+        s_err(errs, AS_COL_CORRECTION_OF, "", 0, "不能更正事件自身",
+              "an event cannot correct itself");
+    s_sort_errors(errs);
     return errs->n ? AS_E_INVALID : AS_OK;
 }

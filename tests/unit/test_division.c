@@ -58,6 +58,24 @@ static void test_retired_codes(void **state)
     assert_false(as_division_is_county(360782));
 }
 
+/* The change table has an abolished code (360105 湾里区, no successor) and a new one (360113
+ * 红谷滩区, no predecessor): neither may chain into the other. */
+static void test_abolished_and_new(void **state)
+{
+    (void)state;
+    assert_int_equal(as_division_current(360105), 0);
+    assert_true(as_division_was_division(360105));
+    assert_int_equal(as_division_current(360113), 360113);
+    assert_int_equal(as_division_current(0), 0);
+    assert_true(as_division_was_division(360782));
+    assert_true(as_division_was_division(360730));
+    assert_true(as_division_was_division(360000));
+    assert_false(as_division_was_division(360799));
+    assert_false(as_division_was_division(0));
+    assert_int_equal(as_division_current(360421), 360404); /* 九江县 → 柴桑区 */
+    assert_int_equal(as_division_current(360727), 360783); /* 龙南县 → 龙南市 */
+}
+
 static void test_townships(void **state)
 {
     (void)state;
@@ -72,6 +90,7 @@ int main(void)
         cmocka_unit_test(test_tables_load),
         cmocka_unit_test(test_lookup),
         cmocka_unit_test(test_retired_codes),
+        cmocka_unit_test(test_abolished_and_new),
         cmocka_unit_test(test_townships),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

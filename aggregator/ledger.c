@@ -1402,7 +1402,7 @@ static void s_row_key(const s_q_t *q, const s_attr_t *a, char key[24])
     s_dim_key(q, q->by, a, key);
     if (q->by2 < 0)
         return;
-    char k2[24], both[48];
+    char k2[24], both[48] = {0}; /* zeroed: the whole 24-byte key is hashed */
     s_dim_key(q, (as_dim_t)q->by2, a, k2);
     snprintf(both, sizeof both, "%s|%s", key, k2);
     memcpy(key, both, 23);

@@ -19,6 +19,7 @@
 #define MIN_FREE   (1u << 20)  /* free room wanted before a read */
 #define RECORD_MAX (64u << 20) /* a longer record is a broken file (an unbalanced quote) */
 #define WARN_MAX   64
+#define UTF8_CHECK (4u << 20) /* UTF-8 text checked before the encoding is taken as settled */
 
 struct as_sheet_s {
     int fd;     /* -1 when the file could not be opened */
@@ -32,6 +33,7 @@ struct as_sheet_s {
     size_t cap, pos, vpos, end; /* [vpos, end): read, not yet checked (undecided tail) */
     bool eof;                   /* the source is exhausted */
     uint64_t bytes;             /* input bytes read */
+    uint64_t utf8_checked;      /* bytes of text checked since UTF-8 was decided */
     size_t line;                /* physical line of buf[pos] */
     size_t row_line;            /* line where the last row started */
     size_t rowno;               /* data rows so far */
@@ -226,6 +228,13 @@ static int s_fill(as_sheet_t *s)
                     return s_error(s, (int)n, NULL, "文件读取失败", strerror((int)-n));
                 s->end += (size_t)n;
             }
+            if (s->enc == AS_SHEET_UTF8 && s->utf8_checked >= UTF8_CHECK) {
+                /* settled: a stray invalid byte later is the validator's row-level error */
+                s->vpos = s->end;
+                if (s->vpos > before)
+                    return 1;
+                continue;
+            }
             bool bad = false, hi = false;
             size_t ok =
                 s_utf8_prefix((const unsigned char *)s->buf + s->vpos, s->end - s->vpos, &bad, &hi);
@@ -250,6 +259,8 @@ static int s_fill(as_sheet_t *s)
             }
             if (hi)
                 s->enc = AS_SHEET_UTF8;
+            if (s->enc == AS_SHEET_UTF8)
+                s->utf8_checked += ok;
             s->vpos += ok;
         } else {
             if (!s->eof && s->raw_len < s->raw_cap) {
@@ -796,7 +807,7 @@ int as_sheet_read_events(const char *path, const as_validate_ctx_t *ctx,
     as_row_errors_t errs;
     while (!rc) {
         as_row_t row;
-        size_t rowno;
+        size_t rowno = 0;
         int r = as_sheet_next(s, &row, &rowno);
         if ((rc = s_flush_warnings(s, h, &warned)))
             break;

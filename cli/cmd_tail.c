@@ -3,6 +3,7 @@
  * what was printed, and fill every gap (seen in the sequence numbers or a heartbeat) by replay. */
 #include "config.h"
 #include "err.h"
+#include "commands.h"
 #include "event_json.h"
 
 #include "aidstat/v1/feed.pb-c.h"
@@ -20,7 +21,6 @@
 #include <time.h>
 #include <zmq.h>
 
-int as_cmd_tail(int argc, char **argv);
 
 #define S_BATCH       1024  /* live messages taken from the SUB socket before acting on them */
 #define S_QUERY_MS    3000  /* a query unanswered this long is resent on a fresh socket */

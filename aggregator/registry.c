@@ -136,7 +136,8 @@ static int s_load(as_registry_t *r, MDB_txn *txn)
         units[id] = strndup(v.mv_data, v.mv_size);
     }
     mdb_cursor_close(c);
-    qsort(snap.orgs, snap.n, sizeof *snap.orgs, s_cmp_org);
+    if (snap.n)
+        qsort(snap.orgs, snap.n, sizeof *snap.orgs, s_cmp_org);
 
     pthread_rwlock_wrlock(&r->lock);
     free(r->snap.orgs);

@@ -229,12 +229,16 @@ static void s_targets(as_report_t *r, as_doc_t *d, const char *file, const s_tot
                       const s_tot_t *pj)
 {
     uint64_t provincial = 0, talents = 0;
+    /* pj is org × project: keys "CODE18|pairing" cut to 23 bytes ("CODE18|pair", still
+     * unique among the projects) */
     for (size_t i = 0; i < pj->n; i++) {
-        const char *k = pj->rows[i].key;
-        if (strncmp(k, "pairing|", 8) != 0 || !r->reg)
+        const char *k = pj->rows[i].key, *bar = strchr(k, '|');
+        if (!bar || strncmp(bar + 1, "pair", 4) != 0 || !r->reg || pj->rows[i].m.activities == 0)
             continue;
+        char code[AS_CODE_LEN + 1];
+        snprintf(code, sizeof code, "%.*s", (int)(bar - k), k);
         as_registry_org_t o;
-        if (as_registry_lookup(r->reg, k + 8, &o) == 0 && o.level == AS_ORGLEVEL_PROVINCIAL)
+        if (as_registry_lookup(r->reg, code, &o) == 0 && o.level == AS_ORGLEVEL_PROVINCIAL)
             provincial++;
     }
     for (size_t i = 0; i < proj->n; i++)
@@ -523,7 +527,7 @@ static int s_main_doc(s_build_t *b, bool final, uint64_t ms)
     s_tot_t pj;
     if ((rc = s_tot(r, b->year, AS_DIM_PROJECT, -1, -1, &t)) != 0)
         return rc;
-    if ((rc = s_tot(r, b->year, AS_DIM_PROJECT, AS_DIM_ORG, -1, &pj)) != 0) {
+    if ((rc = s_tot(r, b->year, AS_DIM_ORG, AS_DIM_PROJECT, -1, &pj)) != 0) {
         s_tot_free(&t);
         return rc;
     }

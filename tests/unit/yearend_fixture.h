@@ -25,7 +25,7 @@ typedef struct {
 } yf_t;
 
 /* Opens everything in a fresh folder; registry_csv may be NULL; rule may be NULL. */
-static yf_t *yf_open(const char *registry_csv, const as_outlier_rule_t *rule)
+static inline yf_t *yf_open(const char *registry_csv, const as_outlier_rule_t *rule)
 {
     yf_t *f = calloc(1, sizeof *f);
     snprintf(f->dir, sizeof f->dir, "/tmp/test_yearend.XXXXXX");
@@ -53,7 +53,7 @@ static yf_t *yf_open(const char *registry_csv, const as_outlier_rule_t *rule)
     return f;
 }
 
-static void yf_close(yf_t *f)
+static inline void yf_close(yf_t *f)
 {
     as_report_destroy(&f->rep);
     as_review_destroy(&f->rv);
@@ -62,14 +62,14 @@ static void yf_close(yf_t *f)
     as_ledger_destroy(&f->l);
     char cmd[128];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->dir);
-    if (system(cmd) != 0)
+    if (!getenv("AS_KEEP_TMP") && system(cmd) != 0)
         abort();
     free(f);
 }
 
 /* A plain event with a fresh id: county, organisation, date, amounts. */
-static as_event_t yf_event(yf_t *f, uint32_t county, const char *org, uint32_t date,
-                           int64_t funds_fen, uint64_t beneficiaries)
+static inline as_event_t yf_event(yf_t *f, uint32_t county, const char *org, uint32_t date,
+                                  int64_t funds_fen, uint64_t beneficiaries)
 {
     as_event_t ev;
     memset(&ev, 0, sizeof ev);
@@ -92,7 +92,7 @@ static as_event_t yf_event(yf_t *f, uint32_t county, const char *org, uint32_t d
 }
 
 /* A correction (retract false) or retraction (true) of target, with a fresh id. */
-static as_event_t yf_change(yf_t *f, const as_event_t *target, bool retract)
+static inline as_event_t yf_change(yf_t *f, const as_event_t *target, bool retract)
 {
     as_event_t ev = *target;
     uint32_t id = f->next_id++;
@@ -106,7 +106,7 @@ static as_event_t yf_change(yf_t *f, const as_event_t *target, bool retract)
 }
 
 /* Applies n events in one group; returns their flags as logged through ev[i].flags. */
-static void yf_apply(yf_t *f, as_event_t *ev, size_t n)
+static inline void yf_apply(yf_t *f, as_event_t *ev, size_t n)
 {
     if (as_ledger_begin(f->l) != 0)
         abort();
@@ -119,7 +119,7 @@ static void yf_apply(yf_t *f, as_event_t *ev, size_t n)
         abort();
 }
 
-static int yf_log_cb(void *ctx, const as_log_entry_t *e, const uint8_t *pb, size_t len)
+static inline int yf_log_cb(void *ctx, const as_log_entry_t *e, const uint8_t *pb, size_t len)
 {
     uint32_t *flags = ctx;
     flags[e->seq] = e->ev.flags;
@@ -127,7 +127,7 @@ static int yf_log_cb(void *ctx, const as_log_entry_t *e, const uint8_t *pb, size
 }
 
 /* The flags of every logged event, by sequence (index 0 unused); caller frees. */
-static uint32_t *yf_logged_flags(yf_t *f)
+static inline uint32_t *yf_logged_flags(yf_t *f)
 {
     uint64_t last = as_ledger_last_seq(f->l), next, l2;
     uint32_t *flags = calloc(last + 2, sizeof *flags);

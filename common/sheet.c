@@ -652,6 +652,12 @@ static int s_start(as_sheet_t *s, const char *path)
     if (s->fd != STDIN_FILENO)
         posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
 #endif
+    unsigned char bom[2];
+    if (s->fd != STDIN_FILENO && pread(s->fd, bom, 2, 0) == 2 &&
+        ((bom[0] == 0xFF && bom[1] == 0xFE) || (bom[0] == 0xFE && bom[1] == 0xFF)))
+        return s_error(s, AS_E_ENCODING, NULL,
+                       "文件是UTF-16编码（“Unicode文本”）：请在Excel中另存为CSV",
+                       "the file is UTF-16 (\"Unicode text\"): save it from Excel as CSV");
     int r = s_want(s, 3);
     if (r < 0)
         return r;

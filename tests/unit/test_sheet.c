@@ -191,6 +191,15 @@ static void test_not_an_encoding(void **state)
     assert_int_equal(rc, AS_E_ENCODING);
     assert_non_null(strstr(as_sheet_error(s), "UTF-8"));
     as_sheet_destroy(&s);
+    /* Excel's "Unicode text" is UTF-16: said so by name */
+    p = s_write(f, "u16.csv",
+                "\xFF\xFE"
+                "a\0,\0b\0\n\0",
+                10);
+    s = as_sheet_open(p, &err);
+    assert_int_equal(err, AS_E_ENCODING);
+    assert_non_null(strstr(as_sheet_error(s), "UTF-16"));
+    as_sheet_destroy(&s);
 }
 
 /* ---- CSV structure -------------------------------------------------------------------------- */

@@ -68,7 +68,6 @@ class Subscriber:
                 f.close()
 
     def lines(self):
-        self.out.flush()
         with open(self.out_path, "rb") as f:
             data = f.read().decode("utf-8")
         # a line being written may be incomplete: only whole lines count
@@ -98,12 +97,13 @@ def ledger_seq(c):
     return c.status_json()["ledger_seq"]
 
 
-def load(c, counties, per_county, seed, tag):
+def load(c, counties, per_county, seed, tag, year=YEAR):
     """Drops a generated file of per_county events into each county's spool (collectors must
-    run); returns the parsed rows."""
+    run); returns the parsed rows. `aidstat gen` numbers event ids per county and year, so a
+    second load into the same counties needs another year to be new events, not duplicates."""
     rows = []
     for i, county in enumerate(counties):
-        text = gen_csv([county], per_county, YEAR, seed=seed + i)
+        text = gen_csv([county], per_county, year, seed=seed + i)
         rows += parse_rows(text)
         c.drop(county, f"{tag}-{county}.csv", text)
     return rows

@@ -29,7 +29,7 @@ def test(c):
     # ... the second is killed with -9 while the second files arrive live ...
     r2 = Subscriber(c, "restart-2", ["--from", s1[-1] + 1])
     r2.wait_until_seq(n1)
-    load(c, COUNTIES, 4000, seed=50, tag="second")
+    load(c, COUNTIES, 4000, seed=50, tag="second", year=2025)
     wait_for(lambda: r2.seqs() and r2.seqs()[-1] > n1 + 500, 120, "live events at restart-2",
              interval=0.05)
     r2.proc.send_signal(signal.SIGKILL)

@@ -41,6 +41,8 @@ struct as_aggregator_s {
     void *nil_arg;
     void (*stop_cb)(void *);
     void *stop_arg;
+    void (*reload_cb)(void *);
+    void *reload_arg;
     bool stopping;
     bool stopped;
 };
@@ -107,6 +109,22 @@ void as_aggregator_on_stop(as_aggregator_t *agg, void (*cb)(void *), void *arg)
     agg->stop_arg = arg;
 }
 
+void as_aggregator_on_reload(as_aggregator_t *agg, void (*cb)(void *), void *arg)
+{
+    agg->reload_cb = cb;
+    agg->reload_arg = arg;
+}
+
+as_query_t *as_aggregator_query(as_aggregator_t *agg)
+{
+    return agg->query;
+}
+
+as_feed_t *as_aggregator_feed(as_aggregator_t *agg)
+{
+    return agg->feed;
+}
+
 uv_loop_t *as_aggregator_loop(as_aggregator_t *agg)
 {
     return &agg->loop;
@@ -170,6 +188,8 @@ static void s_on_signal(uv_signal_t *h, int signum)
     if (signum == SIGHUP) {
         AS_INFO("aggregator", "SIGHUP: reloading the authorized keys");
         as_aggregator_reload(agg);
+        if (agg->reload_cb)
+            agg->reload_cb(agg->reload_arg);
         return;
     }
     AS_INFO("aggregator", "%s received", signum == SIGTERM ? "SIGTERM" : "SIGINT");

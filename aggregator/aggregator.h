@@ -68,10 +68,15 @@ void as_aggregator_on_nil_report(as_aggregator_t *agg,
  * were sent, so that a plug-in closes its handles on the loop. */
 void as_aggregator_on_stop(as_aggregator_t *agg, void (*cb)(void *arg), void *arg);
 
+/* Optional: called on SIGHUP after the keys were reloaded (e.g. the organisation registry). */
+void as_aggregator_on_reload(as_aggregator_t *agg, void (*cb)(void *arg), void *arg);
+
 /* Borrowed parts, for plug-ins. */
 uv_loop_t *as_aggregator_loop(as_aggregator_t *agg);
 as_ledger_t *as_aggregator_ledger(as_aggregator_t *agg);
 as_ingest_t *as_aggregator_ingest(as_aggregator_t *agg);
+struct as_query_s *as_aggregator_query(as_aggregator_t *agg);
+struct as_feed_s *as_aggregator_feed(as_aggregator_t *agg);
 
 /* Closes what is left, the ledger, the ZeroMQ context and the loop. Safe on NULL and twice. */
 void as_aggregator_destroy(as_aggregator_t **self_p);

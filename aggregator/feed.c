@@ -95,6 +95,38 @@ void as_feed_publish(as_feed_t *f, uint64_t seq, uint64_t commit_ms, const as_ev
         f->last_seq = seq;
 }
 
+void as_feed_publish_report(as_feed_t *f, uint32_t year, bool final, const char *dir, uint64_t ms)
+{
+    Aidstat__V1__FeedHeader h = AIDSTAT__V1__FEED_HEADER__INIT;
+    h.seq = f->last_seq;
+    h.kind = AIDSTAT__V1__FEED_KIND__FEED_REPORT;
+    h.commit_time_ms = ms;
+    Aidstat__V1__ReportNotice rn = AIDSTAT__V1__REPORT_NOTICE__INIT;
+    rn.year = year;
+    rn.final = final;
+    rn.directory = (char *)dir;
+    rn.generated_ms = ms;
+    size_t hl = aidstat__v1__feed_header__get_packed_size(&h);
+    size_t pl = aidstat__v1__report_notice__get_packed_size(&rn);
+    uint8_t *b = s_reserve(f, hl + pl + 1);
+    char topic[24];
+    snprintf(topic, sizeof topic, "report.%u", year);
+    if (!b) {
+        f->drops++;
+        return;
+    }
+    aidstat__v1__feed_header__pack(&h, b);
+    aidstat__v1__report_notice__pack(&rn, b + hl);
+    if (zmq_send(f->pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(f->pub, b, hl, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
+        zmq_send(f->pub, b + hl, pl, ZMQ_DONTWAIT) < 0) {
+        f->drops++;
+        AS_WARN("feed", "cannot publish %s: %s", topic, zmq_strerror(zmq_errno()));
+        return;
+    }
+    f->published++;
+}
+
 static void s_heartbeat(uv_timer_t *t)
 {
     as_feed_t *f = t->data;

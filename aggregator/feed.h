@@ -5,6 +5,7 @@
 
 #include "event.h"
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <uv.h>
 
@@ -23,6 +24,10 @@ as_feed_t *as_feed_new(uv_loop_t *loop, void *zctx, const char *endpoint, uint64
  * county, flags) and the packed Event. Call in sequence order. A message that cannot be sent is
  * counted as a drop (subscribers recover it by replay). */
 void as_feed_publish(as_feed_t *f, uint64_t seq, uint64_t commit_ms, const as_event_t *ev);
+
+/* Publishes a report notice: topic "report.<year>", a FeedHeader (kind FEED_REPORT, seq the
+ * newest sequence published, commit_time_ms = ms) and a ReportNotice. */
+void as_feed_publish_report(as_feed_t *f, uint32_t year, bool final, const char *dir, uint64_t ms);
 
 /* The FeedKind of an event (aidstat.v1.FeedKind numbers): retraction, correction or event (a
  * correction whose target was not live counts as a new event, flagged, and is sent as one). */

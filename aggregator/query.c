@@ -44,6 +44,9 @@ struct as_query_s {
     uint64_t malformed;
     uint8_t *buf;
     size_t cap;
+    as_query_registry_cb registry_cb; /* year-end handlers, see as_query_set_yearend */
+    as_query_report_cb report_cb;
+    void *yearend_ctx;
 };
 
 static void s_env_close(s_envelope_t *e)
@@ -409,6 +412,48 @@ static void s_backup(as_query_t *q, s_envelope_t *env, const Aidstat__V1__Backup
     AS_INFO("query", "backup to %s started", b->dir);
 }
 
+/* ---- year-end: registry import and reports ------------------------------------------------ */
+
+void as_query_set_yearend(as_query_t *q, as_query_registry_cb registry, as_query_report_cb report,
+                          void *ctx)
+{
+    q->registry_cb = registry;
+    q->report_cb = report;
+    q->yearend_ctx = ctx;
+}
+
+static void s_yearend(as_query_t *q, s_envelope_t *env, const Aidstat__V1__QueryRequest *req)
+{
+    char msg[1200] = "";
+    int rc;
+    if (req->body_case == AIDSTAT__V1__QUERY_REQUEST__BODY_REGISTRY_IMPORT) {
+        if (!q->registry_cb) {
+            s_send_error(q, env, AS_E_STATE, "not available in this aggregator version");
+            return;
+        }
+        rc = q->registry_cb(q->yearend_ctx, req->registry_import->csv.data,
+                            req->registry_import->csv.len, msg, sizeof msg);
+    } else {
+        if (!q->report_cb) {
+            s_send_error(q, env, AS_E_STATE, "not available in this aggregator version");
+            return;
+        }
+        const Aidstat__V1__ReportRequest *r = req->report;
+        rc = q->report_cb(q->yearend_ctx, r->year, r->final, r->out_dir ? r->out_dir : "", msg,
+                          sizeof msg);
+    }
+    if (rc) {
+        s_send_error(q, env, rc, msg[0] ? msg : as_strerror(rc));
+        return;
+    }
+    Aidstat__V1__SimpleResponse sr = AIDSTAT__V1__SIMPLE_RESPONSE__INIT;
+    sr.message = msg;
+    Aidstat__V1__QueryResponse resp = AIDSTAT__V1__QUERY_RESPONSE__INIT;
+    resp.body_case = AIDSTAT__V1__QUERY_RESPONSE__BODY_SIMPLE;
+    resp.simple = &sr;
+    s_send(q, env, &resp);
+}
+
 /* ---- dispatch ----------------------------------------------------------------------------- */
 
 static void s_handle(as_query_t *q, s_envelope_t *env, const uint8_t *data, size_t len)
@@ -435,7 +480,7 @@ static void s_handle(as_query_t *q, s_envelope_t *env, const uint8_t *data, size
         break;
     case AIDSTAT__V1__QUERY_REQUEST__BODY_REGISTRY_IMPORT:
     case AIDSTAT__V1__QUERY_REQUEST__BODY_REPORT:
-        s_send_error(q, env, AS_E_STATE, "not available in this aggregator version");
+        s_yearend(q, env, req);
         break;
     default:
         q->malformed++;

@@ -36,6 +36,17 @@ typedef int (*as_query_live_cb)(void *ctx, as_collector_live_t **out, size_t *n)
 as_query_t *as_query_new(uv_loop_t *loop, void *zctx, const char *endpoint, as_ledger_t *ledger,
                          as_query_live_cb live_cb, void *live_ctx, int *err);
 
+/* Year-end requests, answered by whoever installs them (the year-end plug-in): each returns 0
+ * with msg (a one-line summary for the SimpleResponse) or an error code with msg saying why. */
+typedef int (*as_query_registry_cb)(void *ctx, const uint8_t *csv, size_t len, char *msg,
+                                    size_t cap);
+typedef int (*as_query_report_cb)(void *ctx, uint32_t year, bool final, const char *out_dir,
+                                  char *msg, size_t cap);
+
+/* Installs the handlers of RegistryImportRequest and ReportRequest (NULL: "not available"). */
+void as_query_set_yearend(as_query_t *q, as_query_registry_cb registry, as_query_report_cb report,
+                          void *ctx);
+
 /* Requests answered, and requests that could not be decoded (answered with an error). */
 uint64_t as_query_answered(const as_query_t *q);
 uint64_t as_query_malformed(const as_query_t *q);

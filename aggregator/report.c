@@ -400,7 +400,8 @@ static int s_quality(as_report_t *r, as_doc_t *d, uint32_t year)
     as_doc_col(t, "county_code", "县区代码", AS_CELL_TEXT);
     as_doc_col(t, "name", "名称", AS_CELL_TEXT);
     for (size_t k = 0; k < NFLAGS; k++)
-        as_doc_col(t, as_flag_name(s_flag_cols[k]), as_flag_name_zh(s_flag_cols[k]), AS_CELL_INT);
+        as_doc_col(t, as_review_flag_name(s_flag_cols[k]), as_review_flag_name_zh(s_flag_cols[k]),
+                   AS_CELL_INT);
     int64_t sum[NFLAGS] = {0};
     /* (flag, county) order → per county: collect the distinct counties first */
     uint32_t *cs = malloc((nf ? nf : 1) * sizeof *cs);

@@ -51,7 +51,7 @@ static const uint32_t s_bits[] = {AS_FLAG_CHECK_CHAR_FAILED,
                                   AS_FLAG_DUPLICATE_ACROSS_COUNTIES,
                                   AS_FLAG_AMENDMENT};
 
-const char *as_flag_name_zh(uint32_t flag)
+const char *as_review_flag_name_zh(uint32_t flag)
 {
     switch (flag) {
     case AS_FLAG_CHECK_CHAR_FAILED:
@@ -73,7 +73,7 @@ const char *as_flag_name_zh(uint32_t flag)
     }
 }
 
-const char *as_flag_name(uint32_t flag)
+const char *as_review_flag_name(uint32_t flag)
 {
     switch (flag) {
     case AS_FLAG_CHECK_CHAR_FAILED:

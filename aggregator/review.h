@@ -48,7 +48,7 @@ typedef struct {
 int as_review_flag_counts(as_review_t *r, uint32_t year, as_flag_count_t **rows, size_t *n);
 
 /* Chinese and English names of a flag bit. */
-const char *as_flag_name_zh(uint32_t flag);
-const char *as_flag_name(uint32_t flag);
+const char *as_review_flag_name_zh(uint32_t flag);
+const char *as_review_flag_name(uint32_t flag);
 
 #endif

@@ -5,6 +5,7 @@
 #include "err.h"
 #include "log.h"
 #include "monitoring.h"
+#include "yearend.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +26,13 @@ typedef struct {
     bool no_sync;
     char log_level[16];
     char log_format[16];
+    char report_deadline[32];
+    int64_t draft_interval;
+    int64_t pairing_target;
+    int64_t social_work_target;
+    int64_t outlier_k;
+    int64_t outlier_window;
+    int64_t outlier_min;
 } opts_t;
 
 #define F(field) AS_CFG_FIELD(opts_t, field)
@@ -58,6 +66,23 @@ static const as_cfg_entry_t s_table[] = {
      F(map_mib)},
     {"no-sync", AS_CFG_BOOL, "false", "commits not durable (tests and benchmarks only)",
      F(no_sync)},
+    {"report-deadline", AS_CFG_STR, "12-31 00:00",
+     "MM-DD HH:MM (+08:00) of year Y when its final report is written and Y locked",
+     F(report_deadline)},
+    {"draft-interval", AS_CFG_INT, "86400",
+     "seconds between scheduled drafts of the current year's report (0: none)", F(draft_interval)},
+    {"pairing-target", AS_CFG_INT, "100", "key project: provincial organisations to be paired",
+     F(pairing_target)},
+    {"social-work-target", AS_CFG_INT, "35", "key project: social-work talents a year",
+     F(social_work_target)},
+    {"outlier-k", AS_CFG_INT, "6",
+     "outlier rule: flag above median + k x max(1.4826 MAD, median/10, 1) of both the county's "
+     "and the area's recent events",
+     F(outlier_k)},
+    {"outlier-window", AS_CFG_INT, "200", "outlier rule: recent events per county and area",
+     F(outlier_window)},
+    {"outlier-min-samples", AS_CFG_INT, "30",
+     "outlier rule: events a window needs before it judges", F(outlier_min)},
     {"log-level", AS_CFG_STR, "info", "debug|info|warn|error", F(log_level)},
     {"log-format", AS_CFG_STR, "text", "text|json", F(log_format)},
     AS_CFG_END,
@@ -73,6 +98,7 @@ static const char *s_synopsis =
 typedef struct {
     as_aggregator_t *agg;
     as_monitoring_t *mon;
+    as_yearend_t *yearend;
 } daemon_t;
 
 static void s_on_commit(void *arg, const as_commit_info_t *info, const as_committed_t *evs,
@@ -100,6 +126,7 @@ static void s_on_stop(void *arg)
 {
     daemon_t *d = arg;
     as_monitoring_destroy(&d->mon);
+    as_yearend_destroy(&d->yearend);
 }
 
 static bool s_is_connected(void *ctx, const char *collector_id)
@@ -154,6 +181,22 @@ int main(int argc, char **argv)
         AS_ERROR("aggregator", "cannot start: %s", as_strerror(rc));
         return 1;
     }
+    as_yearend_opts_t yo;
+    as_yearend_opts_default(&yo);
+    yo.report.out_dir = o.data;
+    yo.report.deadline = o.report_deadline;
+    yo.report.draft_interval_s = o.draft_interval > 0 ? (unsigned)o.draft_interval : 0;
+    yo.report.pairing_target = (unsigned)(o.pairing_target > 0 ? o.pairing_target : 0);
+    yo.report.social_work_target = (unsigned)(o.social_work_target > 0 ? o.social_work_target : 0);
+    yo.outlier.k = (double)(o.outlier_k > 0 ? o.outlier_k : 6);
+    yo.outlier.window = (unsigned)(o.outlier_window > 0 ? o.outlier_window : 200);
+    yo.outlier.min_samples = (unsigned)(o.outlier_min > 0 ? o.outlier_min : 30);
+    if (!(d.yearend = as_yearend_new(d.agg, &yo, &rc))) {
+        AS_ERROR("aggregator", "cannot start the registry and reports: %s", as_strerror(rc));
+        as_aggregator_destroy(&d.agg);
+        return 1;
+    }
+    as_aggregator_on_stop(d.agg, s_on_stop, &d);
     if (!o.no_http) {
         as_monitoring_opts_t mo = {.listen = o.http,
                                    .data_dir = o.data,
@@ -174,6 +217,7 @@ int main(int argc, char **argv)
     }
     rc = as_aggregator_run(d.agg);
     as_monitoring_destroy(&d.mon);
+    as_yearend_destroy(&d.yearend);
     as_aggregator_destroy(&d.agg);
     return rc == 0 ? 0 : 1;
 }

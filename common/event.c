@@ -69,6 +69,10 @@ static bool s_space(unsigned char c)
 static const char *s_trim(const char *s, size_t *len)
 {
     size_t n = *len;
+    /* most cells need nothing: neither end is a blank or the first byte of U+3000 */
+    if (n && (unsigned char)s[0] > ' ' && (unsigned char)s[0] != 0xE3 &&
+        (unsigned char)s[n - 1] > ' ' && (unsigned char)s[n - 1] != 0x80)
+        return s;
     for (;;) {
         if (n && s_space((unsigned char)*s))
             s++, n--;
@@ -216,7 +220,8 @@ static int s_enum(const s_names_t *tab, int count, const char *s, size_t n)
     for (; k < n && k < sizeof en; k++)
         en[k] = s[k] == ' ' || s[k] == '-' ? '_' : s[k];
     for (int i = 1; i < count; i++)
-        if ((strlen(tab[i].en) == n && n <= sizeof en && strncasecmp(en, tab[i].en, n) == 0) ||
+        if ((strlen(tab[i].en) == n && n <= sizeof en && (en[0] | 0x20) == tab[i].en[0] &&
+             strncasecmp(en, tab[i].en, n) == 0) ||
             (strlen(tab[i].zh) == n && memcmp(s, tab[i].zh, n) == 0))
             return i;
     return 0;
@@ -737,9 +742,10 @@ static void s_check_village(const char *v, size_t n, uint32_t county, as_row_err
               "a village code has 12 digits");
         return;
     }
-    char cty[8];
-    snprintf(cty, sizeof cty, "%06u", (unsigned)county);
-    if (memcmp(v, cty, 6) != 0) {
+    char cty[6];
+    for (int i = 5, c = (int)county; i >= 0; i--, c /= 10)
+        cty[i] = (char)('0' + c % 10);
+    if (county > 999999 || memcmp(v, cty, 6) != 0) {
         s_err(errs, AS_COL_VILLAGE_CODE, v, n, "村代码应以县区代码开头",
               "a village code starts with its county's code");
         return;

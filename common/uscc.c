@@ -2,15 +2,27 @@
 #include "uscc.h"
 #include "division.h"
 
+#include <pthread.h>
 #include <string.h>
 
 static const char s_alphabet[] = "0123456789ABCDEFGHJKLMNPQRTUWXY"; /* 31 characters */
 static const int s_weights[17] = {1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28};
 
+/* Value of each character in the set, -1 outside it (a table: this runs 18 times a row). */
+static signed char s_values[256];
+static pthread_once_t s_values_once = PTHREAD_ONCE_INIT;
+
+static void s_values_init(void)
+{
+    memset(s_values, -1, sizeof s_values);
+    for (int i = 0; s_alphabet[i]; i++)
+        s_values[(unsigned char)s_alphabet[i]] = (signed char)i;
+}
+
 static int s_value(char c)
 {
-    const char *p = c ? strchr(s_alphabet, c) : NULL;
-    return p ? (int)(p - s_alphabet) : -1;
+    pthread_once(&s_values_once, s_values_init);
+    return s_values[(unsigned char)c];
 }
 
 char as_uscc_check_char(const char *code17)

@@ -12,5 +12,7 @@ int as_cmd_tail(int argc, char **argv);
 int as_cmd_gen(int argc, char **argv);
 int as_cmd_keygen(int argc, char **argv);
 int as_cmd_backup(int argc, char **argv);
+int as_cmd_report(int argc, char **argv);
+int as_cmd_registry(int argc, char **argv);
 
 #endif

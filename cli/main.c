@@ -21,6 +21,8 @@ static const s_command_t s_commands[] = {
     {"gen", as_cmd_gen, "realistic sample data as CSV"},
     {"keygen", as_cmd_keygen, "a CURVE key pair for a collector or the aggregator"},
     {"backup", as_cmd_backup, "hot, compacted copy of an aggregator's LMDB"},
+    {"report", as_cmd_report, "the year-end report: draft, or --final (locks the year)"},
+    {"registry", as_cmd_registry, "registry import FILE: load the organisation registry"},
 };
 
 static void s_usage(FILE *out)

@@ -178,7 +178,8 @@ typedef struct {
     size_t len[AS_COL_COUNT];
 } as_row_t;
 
-/* Validates one row into *ev (fully overwritten; set source_file/source_row afterwards). On
+/* Validates one row into *ev (every field set; bytes after a string's NUL are unspecified, so
+ * compare events field by field, not with memcmp; set source_file/source_row afterwards). On
  * success returns 0 with errs->n == 0; when any field is bad returns AS_E_INVALID with every
  * error found in *errs (errs->n counts them all, the first AS_MAX_ROW_ERRORS are kept), in
  * column order. Derives the wire id (as_event_derive_id) and resolves correction_of to a wire id
@@ -195,8 +196,9 @@ int as_event_from_row(const as_row_t *row, const as_validate_ctx_t *ctx, as_even
 int as_event_validate(const as_event_t *ev, const as_validate_ctx_t *ctx, as_row_errors_t *errs);
 
 /* Computes ev->id: county (3 bytes, big-endian) followed by 13 bytes of BLAKE2b over the county
- * and ev->event_id when given, else over the event's normalised content (every field but note
- * formatting, source_file and source_row). */
+ * and ev->event_id when given, else over the event's normalised content: canonical values, not
+ * the row's text ("1.5" and "1.50" alike), every field but the note, the flags, source_file and
+ * source_row (an office that fixes a note and drops the file again counts the activity once). */
 void as_event_derive_id(as_event_t *ev);
 
 /* Computes the wire id that an office's event id string names within a county (used for

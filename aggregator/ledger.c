@@ -19,14 +19,25 @@
  *   dedup   16-byte wire id → seq (u64 BE) + state (live, replaced, retracted, retraction)
  *   log     seq (u64 BE, MDB_APPEND) → header (LOG_HDR bytes) + packed protobuf Event
  *   cells   year·county·month·area·project·group·funding·supervisor·type·level·org
- *           → NM additive measures (i64); the finest grain: every roll-up and distinct
- *           organisation count of any dimension and filter is one scan of a year's cells
+ *           → NM additive measures (i64); the finest grain, grows with the organisations'
+ *           activities: scanned only for what the blocks do not hold (see s_totals)
  *   vrefs   year·county·month·…·level·kind(village|deep)·village·org → live event count;
- *           distinct villages of any grouping are one scan of a year's vrefs
- *   geo     year·level(county|city|poverty|province)·code → NM measures + 4 distinct counts,
- *           maintained at commit from georef so that province/city/county queries read a
- *           handful of records
- *   georef  year·level·code·kind·entity → live event count (0 → 1 and 1 → 0 move geo's counts)
+ *           cells and vrefs are scanned only for pairs of two non-geographic dimensions
+ *   blocks  year·level·sup·code → the measures of one scope (a county, city, poverty class,
+ *           province, or city × poverty class; sup 0xffff = every supervisor, else one) per
+ *           slot: everything, each area, month, group, funding source and project; stored
+ *           sparse as (slot, NG i64) for the slots with live events. Every dimension and filter
+ *           except the pairs of two non-geographic dimensions reads a handful of these.
+ *   orefs   year·level·code·sup·org → NG measures of the organisation in the scope (the org
+ *           rows) + NS live-event counters per slot; a counter's 0 ↔ 1 moves the block slot's
+ *           distinct organisations
+ *   vsets   year·county·sup·village·kind(village|deep) → NS live-event counters per slot; a
+ *           counter's 0 ↔ 1 moves the distinct villages of the slot in every level's block (a
+ *           village lies in one county)
+ *   vorgs   year·county·sup·org·village·kind → live events; 0 ↔ 1 moves the org rows' villages
+ *   Distinct counties: a county block slot's (or a county org row's) 0 ↔ 1 moves the slot of
+ *   the coarser levels. Per group, the unique keys of these tables are few (coarse keys), and
+ *   the coarser records move only on transitions.
  *   orgs    credit code → latest organisation name
  *   coll    collector id → as_collector_info_t
  *   meta    "last_seq", "schema" → u64 BE
@@ -36,7 +47,7 @@
  * across groups.
  */
 
-#define SCHEMA_VERSION 1
+#define SCHEMA_VERSION 2
 #define MAP_DEFAULT    (64u << 20)
 #define NM             12 /* additive measures, in the order of s_add_measures */
 #define NG             (NM + 4)
@@ -45,15 +56,31 @@
 
 enum { ST_LIVE = 1, ST_REPLACED = 2, ST_RETRACTED = 3, ST_RETRACTION = 4 };
 enum { K_ORG = 1, K_VILLAGE = 2, K_DEEP = 3, K_COUNTY = 4 };
-enum { LV_COUNTY = 1, LV_CITY = 2, LV_POVERTY = 3, LV_PROVINCE = 4 };
+enum { LV_COUNTY = 1, LV_CITY = 2, LV_POVERTY = 3, LV_PROVINCE = 4, LV_CITYPOV = 5, NLV = 5 };
+
+/* Slots of a block: everything, then one per value of each non-geographic dimension. */
+enum {
+    SL_ALL = 0,
+    SL_AREA = 1,
+    SL_MONTH = SL_AREA + AS_AREA_COUNT,
+    SL_GROUP = SL_MONTH + 13,
+    SL_FUNDING = SL_GROUP + AS_GROUP_COUNT,
+    SL_PROJECT = SL_FUNDING + AS_FUNDING_COUNT,
+    NS = SL_PROJECT + AS_PROJECT_COUNT
+};
+#define SUP_ANY 0xffff /* the block of every supervisor (65535 is not a supervisor id) */
 
 /* Keys begin with what arrives together (county, then month) so that a group's writes land on
  * few pages; the entity comes last. */
-#define CELL_KEY   32 /* year2 county3 month area project group funding sup2 type level org18 */
-#define VREF_KEY   45 /* year2 county3 month..funding(5) sup2 type level kind1 village12 org18 */
-#define GEO_KEY    6  /* year2 level1 code3 */
-#define GEOREF_KEY 25 /* year2 level1 code3 kind1 entity18 */
-#define ID_VAL     9
+#define CELL_KEY  32 /* year2 county3 month area project group funding sup2 type level org18 */
+#define VREF_KEY  45 /* year2 county3 month..funding(5) sup2 type level kind1 village12 org18 */
+#define BLOCK_KEY 8  /* year2 level1 sup2 code3 */
+#define BLOCK_VAL (NS * NG * 8) /* dense in memory */
+#define OREF_KEY  26            /* year2 level1 code3 sup2 org18 */
+#define OREF_VAL  (NG * 8 + NS * 4)
+#define VSET_KEY  20 /* year2 county3 sup2 village12 kind1 */
+#define VORG_KEY  38 /* year2 county3 sup2 org18 village12 kind1 */
+#define ID_VAL    9
 
 /* ---- a small open-addressing hash table with fixed-size keys and values ---------------------- */
 
@@ -83,12 +110,24 @@ static void s_map_free(s_map_t *m)
     memset(m, 0, sizeof *m);
 }
 
+/* Eight bytes at a time, each word multiplied in and rotated, then MurmurHash3's finaliser so
+ * that the low bits (the table index) depend on every byte. */
 static uint64_t s_hash(const uint8_t *p, size_t n)
 {
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ p[i]) * 0x100000001b3ull;
-    return h ^ (h >> 29);
+    uint64_t h = 0x9e3779b97f4a7c15ull ^ n, w;
+    for (; n >= 8; n -= 8, p += 8) {
+        memcpy(&w, p, 8);
+        h ^= w * 0x87c37b91114253d5ull;
+        h = (h << 27 | h >> 37) * 0x4cf5ad432745937full;
+    }
+    w = 0;
+    memcpy(&w, p, n);
+    h ^= w * 0x87c37b91114253d5ull;
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
 }
 
 static uint8_t *s_map_key(const s_map_t *m, uint32_t i)
@@ -193,20 +232,23 @@ typedef struct {
 
 struct as_ledger_s {
     MDB_env *env;
-    MDB_dbi db_dedup, db_log, db_cells, db_vrefs, db_geo, db_georef, db_orgs, db_coll, db_meta;
+    MDB_dbi db_dedup, db_log, db_cells, db_vrefs, db_blocks, db_orefs, db_vsets, db_vorgs, db_orgs,
+        db_coll, db_meta;
     size_t mapsize;
     bool no_sync;
-    MDB_txn *txn;           /* the open write transaction, or NULL */
-    uint64_t last_seq;      /* newest sequence inside the open group */
-    uint64_t committed_seq; /* newest committed sequence */
-    uint64_t group_ms;      /* time of as_ledger_begin */
-    uint64_t grow_margin;   /* bytes the largest group so far added to the file, doubled */
-    bool must_grow;         /* the last group hit MDB_MAP_FULL */
-    as_commit_info_t info;  /* of the open group */
-    s_map_t ids;            /* id → seq + state, this group's dedup records */
-    s_map_t cells, vrefs, geo, georef; /* summed deltas */
-    s_map_t orgnames;                  /* credit code → name (AS_NAME_MAX + 1) */
-    s_coll_delta_t *colls;             /* this group's collectors */
+    MDB_txn *txn;             /* the open write transaction, or NULL */
+    uint64_t last_seq;        /* newest sequence inside the open group */
+    uint64_t committed_seq;   /* newest committed sequence */
+    uint64_t group_ms;        /* time of as_ledger_begin */
+    uint64_t grow_margin;     /* bytes the largest group so far added to the file, doubled */
+    bool must_grow;           /* the last group hit MDB_MAP_FULL */
+    as_commit_info_t info;    /* of the open group */
+    s_map_t ids;              /* id → seq + state, this group's dedup records */
+    s_map_t cells, vrefs;     /* summed deltas */
+    s_map_t blocks_c, blocks; /* county blocks (flushed first), the other levels */
+    s_map_t orefs_c, orefs, vsets, vorgs;
+    s_map_t orgnames;      /* credit code → name (AS_NAME_MAX + 1) */
+    s_coll_delta_t *colls; /* this group's collectors */
     size_t ncolls, capcolls;
     int source; /* index into colls, -1 for none */
     char source_id[64];
@@ -296,15 +338,17 @@ as_ledger_t *as_ledger_new(const char *dir, const as_ledger_opts_t *opts, int *e
     l->mapsize = opts && opts->initial_map_bytes ? opts->initial_map_bytes : MAP_DEFAULT;
     l->grow_margin = MARGIN_START;
     if (s_map_init(&l->ids, AS_ID_LEN, ID_VAL) || s_map_init(&l->cells, CELL_KEY, NM * 8) ||
-        s_map_init(&l->vrefs, VREF_KEY, 8) || s_map_init(&l->geo, GEO_KEY, NG * 8) ||
-        s_map_init(&l->georef, GEOREF_KEY, 8) ||
+        s_map_init(&l->vrefs, VREF_KEY, 8) || s_map_init(&l->blocks_c, BLOCK_KEY, BLOCK_VAL) ||
+        s_map_init(&l->blocks, BLOCK_KEY, BLOCK_VAL) ||
+        s_map_init(&l->orefs_c, OREF_KEY, OREF_VAL) || s_map_init(&l->orefs, OREF_KEY, OREF_VAL) ||
+        s_map_init(&l->vsets, VSET_KEY, NS * 4) || s_map_init(&l->vorgs, VORG_KEY, 4) ||
         s_map_init(&l->orgnames, AS_CODE_LEN, AS_NAME_MAX + 1)) {
         rc = ENOMEM;
         goto fail;
     }
     if ((rc = mdb_env_create(&l->env)) != 0)
         goto fail;
-    mdb_env_set_maxdbs(l->env, 32); /* 9 here, the rest for extensions */
+    mdb_env_set_maxdbs(l->env, 34); /* 11 here, 23 for extensions */
     mdb_env_set_maxreaders(l->env, 254);
     if ((rc = mdb_env_set_mapsize(l->env, l->mapsize)) != 0)
         goto fail;
@@ -320,9 +364,10 @@ as_ledger_t *as_ledger_new(const char *dir, const as_ledger_opts_t *opts, int *e
     struct {
         const char *name;
         MDB_dbi *dbi;
-    } dbs[] = {{"dedup", &l->db_dedup}, {"log", &l->db_log},         {"cells", &l->db_cells},
-               {"vrefs", &l->db_vrefs}, {"geo", &l->db_geo},         {"georef", &l->db_georef},
-               {"orgs", &l->db_orgs},   {"collectors", &l->db_coll}, {"meta", &l->db_meta}};
+    } dbs[] = {{"dedup", &l->db_dedup},     {"log", &l->db_log},       {"cells", &l->db_cells},
+               {"vrefs", &l->db_vrefs},     {"blocks", &l->db_blocks}, {"orefs", &l->db_orefs},
+               {"vsets", &l->db_vsets},     {"vorgs", &l->db_vorgs},   {"orgs", &l->db_orgs},
+               {"collectors", &l->db_coll}, {"meta", &l->db_meta}};
     for (size_t i = 0; i < sizeof dbs / sizeof dbs[0]; i++)
         if ((rc = mdb_dbi_open(txn, dbs[i].name, MDB_CREATE, dbs[i].dbi)) != 0)
             goto fail;
@@ -370,8 +415,12 @@ void as_ledger_destroy(as_ledger_t **self_p)
     s_map_free(&l->ids);
     s_map_free(&l->cells);
     s_map_free(&l->vrefs);
-    s_map_free(&l->geo);
-    s_map_free(&l->georef);
+    s_map_free(&l->blocks_c);
+    s_map_free(&l->blocks);
+    s_map_free(&l->orefs_c);
+    s_map_free(&l->orefs);
+    s_map_free(&l->vsets);
+    s_map_free(&l->vorgs);
     s_map_free(&l->orgnames);
     free(l->colls);
     free(l->pack);
@@ -466,8 +515,12 @@ static void s_reset_group(as_ledger_t *l)
     s_map_clear(&l->ids);
     s_map_clear(&l->cells);
     s_map_clear(&l->vrefs);
-    s_map_clear(&l->geo);
-    s_map_clear(&l->georef);
+    s_map_clear(&l->blocks_c);
+    s_map_clear(&l->blocks);
+    s_map_clear(&l->orefs_c);
+    s_map_clear(&l->orefs);
+    s_map_clear(&l->vsets);
+    s_map_clear(&l->vorgs);
     s_map_clear(&l->orgnames);
     l->ncolls = 0;
     l->source = -1;
@@ -686,22 +739,107 @@ static void s_code18(uint8_t *p, const char *s)
     memcpy(p, s, strnlen(s, 18));
 }
 
-static int s_georef(as_ledger_t *l, uint16_t year, uint8_t level, uint32_t code, uint8_t kind,
-                    const char *entity, int sign)
+/* The scope codes of a county at every level (index LV_*): the county, its city, its poverty
+ * class (1 inside the former poverty counties, 2 outside), its province, city·class. */
+static void s_codes(uint32_t county, uint32_t codes[NLV + 1])
 {
-    uint8_t k[GEOREF_KEY];
+    uint32_t cls = s_poverty(county) ? 1 : 2;
+    codes[0] = 0;
+    codes[LV_COUNTY] = county;
+    codes[LV_CITY] = s_city_of(county);
+    codes[LV_POVERTY] = cls;
+    codes[LV_PROVINCE] = s_province_of(county);
+    codes[LV_CITYPOV] = codes[LV_CITY] * 10 + cls;
+}
+
+/* The block slots an event counts in: everything, its area, month, group, funding, project. */
+static void s_slots(const as_event_t *ev, uint8_t sl[6])
+{
+    unsigned month = ev->date / 100 % 100;
+    sl[0] = SL_ALL;
+    sl[1] = (uint8_t)(SL_AREA + (ev->area < AS_AREA_COUNT ? ev->area : 0));
+    sl[2] = (uint8_t)(SL_MONTH + (month <= 12 ? month : 0));
+    sl[3] = (uint8_t)(SL_GROUP + (ev->group < AS_GROUP_COUNT ? ev->group : 0));
+    sl[4] = (uint8_t)(SL_FUNDING + (ev->funding < AS_FUNDING_COUNT ? ev->funding : 0));
+    sl[5] = (uint8_t)(SL_PROJECT + (ev->project < AS_PROJECT_COUNT ? ev->project : 0));
+}
+
+static void s_block_key(uint8_t k[BLOCK_KEY], uint16_t year, uint8_t lv, uint16_t sup,
+                        uint32_t code)
+{
     s_be(k, year, 2);
-    k[2] = level;
+    k[2] = lv;
+    s_be(k + 3, sup, 2);
+    s_be(k + 5, code, 3);
+}
+
+static void s_oref_key(uint8_t k[OREF_KEY], uint16_t year, uint8_t lv, uint32_t code, uint16_t sup,
+                       const uint8_t org[18])
+{
+    s_be(k, year, 2);
+    k[2] = lv;
     s_be(k + 3, code, 3);
-    k[6] = kind;
-    s_code18(k + 7, entity);
-    uint8_t *v = s_map_upsert(&l->georef, k, NULL);
-    if (!v)
-        return ENOMEM;
-    int64_t n;
-    memcpy(&n, v, 8);
-    n += sign;
-    memcpy(v, &n, 8);
+    s_be(k + 6, sup, 2);
+    memcpy(k + 8, org, 18);
+}
+
+static void s_add_i32(uint8_t *p, int slot, int d)
+{
+    int32_t n;
+    memcpy(&n, p + slot * 4, 4);
+    n += d;
+    memcpy(p + slot * 4, &n, 4);
+}
+
+static int32_t s_i32(const uint8_t *p, int slot)
+{
+    int32_t n;
+    memcpy(&n, p + slot * 4, 4);
+    return n;
+}
+
+/* An event's share of the blocks, org rows and village sets, for one supervisor scope. */
+static int s_contribute_scopes(as_ledger_t *l, const as_event_t *ev, uint16_t year, uint16_t sup,
+                               const int64_t m[NM], const uint8_t sl[6],
+                               const uint32_t codes[NLV + 1], const uint8_t org[18], int sign)
+{
+    uint8_t *v;
+    for (uint8_t lv = LV_COUNTY; lv <= NLV; lv++) {
+        uint8_t bk[BLOCK_KEY];
+        s_block_key(bk, year, lv, sup, codes[lv]);
+        if (!(v = s_map_upsert(lv == LV_COUNTY ? &l->blocks_c : &l->blocks, bk, NULL)))
+            return ENOMEM;
+        for (int i = 0; i < 6; i++)
+            s_add_i64(v + (size_t)sl[i] * NG * 8, m, NM, sign);
+        uint8_t ok[OREF_KEY];
+        s_oref_key(ok, year, lv, codes[lv], sup, org);
+        if (!(v = s_map_upsert(lv == LV_COUNTY ? &l->orefs_c : &l->orefs, ok, NULL)))
+            return ENOMEM;
+        s_add_i64(v, m, NM, sign);
+        for (int i = 0; i < 6; i++)
+            s_add_i32(v + NG * 8, sl[i], sign);
+    }
+    if (!ev->village[0])
+        return 0;
+    uint8_t vk[VSET_KEY], wk[VORG_KEY];
+    s_be(vk, year, 2);
+    s_be(vk + 2, ev->county, 3);
+    s_be(vk + 5, sup, 2);
+    memset(vk + 7, 0, 12);
+    memcpy(vk + 7, ev->village, strnlen(ev->village, 12));
+    memcpy(wk, vk, 7);
+    memcpy(wk + 7, org, 18);
+    memcpy(wk + 25, vk + 7, 12);
+    for (int deep = 0; deep <= (ev->deep_village ? 1 : 0); deep++) {
+        vk[19] = wk[37] = deep ? K_DEEP : K_VILLAGE;
+        if (!(v = s_map_upsert(&l->vsets, vk, NULL)))
+            return ENOMEM;
+        for (int i = 0; i < 6; i++)
+            s_add_i32(v, sl[i], sign);
+        if (!(v = s_map_upsert(&l->vorgs, wk, NULL)))
+            return ENOMEM;
+        s_add_i32(v, 0, sign);
+    }
     return 0;
 }
 
@@ -739,31 +877,17 @@ static int s_contribute(as_ledger_t *l, const as_event_t *ev, const as_org_info_
         }
     }
 
-    uint32_t codes[4] = {ev->county, s_city_of(ev->county), s_poverty(ev->county) ? 1 : 2,
-                         s_province_of(ev->county)};
-    char county_s[8];
-    snprintf(county_s, sizeof county_s, "%06u", ev->county % 1000000);
-    for (uint8_t lv = LV_COUNTY; lv <= LV_PROVINCE; lv++) {
-        uint8_t gk[GEO_KEY];
-        s_be(gk, year, 2);
-        gk[2] = lv;
-        s_be(gk + 3, codes[lv - 1], 3);
-        if (!(v = s_map_upsert(&l->geo, gk, NULL)))
-            return ENOMEM;
-        s_add_i64(v, m, NM, sign);
-        int rc;
-        if ((rc = s_georef(l, year, lv, codes[lv - 1], K_ORG, ev->org_code, sign)) ||
-            (rc = s_georef(l, year, lv, codes[lv - 1], K_COUNTY, county_s, sign)))
-            return rc;
-        /* a village lies in one county: its county reference moves every level's count */
-        if (ev->village[0] && lv == LV_COUNTY) {
-            if ((rc = s_georef(l, year, lv, codes[lv - 1], K_VILLAGE, ev->village, sign)))
-                return rc;
-            if (ev->deep_village &&
-                (rc = s_georef(l, year, lv, codes[lv - 1], K_DEEP, ev->village, sign)))
-                return rc;
-        }
-    }
+    uint32_t codes[NLV + 1];
+    s_codes(ev->county, codes);
+    uint8_t sl[6], org18[18];
+    s_slots(ev, sl);
+    s_code18(org18, ev->org_code);
+    int rc;
+    if ((rc = s_contribute_scopes(l, ev, year, SUP_ANY, m, sl, codes, org18, sign)) != 0)
+        return rc;
+    if (org->supervisor != SUP_ANY &&
+        (rc = s_contribute_scopes(l, ev, year, org->supervisor, m, sl, codes, org18, sign)) != 0)
+        return rc;
     if (sign > 0) {
         uint8_t ok[AS_CODE_LEN];
         s_code18(ok, ev->org_code);
@@ -909,9 +1033,8 @@ static int s_flush_ids(as_ledger_t *l)
 }
 
 /* Adds the summed i64 deltas of m to the stored records; a record whose first column (its count
- * of live events) reaches 0 is deleted. For georef, on_transition is told 0 → n and n → 0. */
-static int s_flush_sum(as_ledger_t *l, s_map_t *m, MDB_dbi dbi, int ncols,
-                       int (*on_transition)(as_ledger_t *, const uint8_t *key, int dir))
+ * of live events) reaches 0 is deleted. */
+static int s_flush_sum(as_ledger_t *l, s_map_t *m, MDB_dbi dbi, int ncols)
 {
     s_map_sort(m);
     MDB_cursor *c;
@@ -931,7 +1054,6 @@ static int s_flush_sum(as_ledger_t *l, s_map_t *m, MDB_dbi dbi, int ncols,
             memcpy(cur, v.mv_data, vbytes);
         else if (rc == 0 || rc != MDB_NOTFOUND)
             break;
-        int64_t before = cur[0];
         int64_t d[NG];
         memcpy(d, delta, vbytes); /* slots are not 8-aligned for every key length */
         s_add_i64((uint8_t *)cur, d, ncols, 1);
@@ -947,37 +1069,247 @@ static int s_flush_sum(as_ledger_t *l, s_map_t *m, MDB_dbi dbi, int ncols,
         }
         if (rc)
             break;
-        if (on_transition && (before <= 0) != (cur[0] <= 0) &&
-            (rc = on_transition(l, key, before <= 0 ? +1 : -1)) != 0)
-            break;
     }
     mdb_cursor_close(c);
     return rc;
 }
 
-/* A georef went 0 → n (dir +1) or n → 0 (-1): the geo row's distinct count moves (for a
- * village, kept at county level only, the rows of every level above it too). */
-static int s_georef_transition(as_ledger_t *l, const uint8_t *key, int dir)
+static int s_bump(s_map_t *m, const uint8_t *key, size_t off, int dir)
 {
-    int64_t d[NG] = {0};
-    d[NM + key[6] - K_ORG] = dir;
-    uint8_t gk[GEO_KEY];
-    memcpy(gk, key, GEO_KEY); /* geo key = georef key's first 6 bytes */
-    bool village = key[6] == K_VILLAGE || key[6] == K_DEEP;
-    uint32_t county = (uint32_t)s_get_be(key + 3, 3);
-    uint32_t codes[4] = {county, s_city_of(county), s_poverty(county) ? 1 : 2,
-                         s_province_of(county)};
-    for (uint8_t lv = LV_COUNTY; lv <= (village ? LV_PROVINCE : LV_COUNTY); lv++) {
-        if (village) {
-            gk[2] = lv;
-            s_be(gk + 3, codes[lv - 1], 3);
-        }
-        uint8_t *v = s_map_upsert(&l->geo, gk, NULL);
-        if (!v)
-            return ENOMEM;
-        s_add_i64(v, d, NG, 1);
+    uint8_t *v = s_map_upsert(m, key, NULL);
+    if (!v)
+        return ENOMEM;
+    int64_t n;
+    memcpy(&n, v + off, 8);
+    n += dir;
+    memcpy(v + off, &n, 8);
+    return 0;
+}
+
+/* Moves distinct column col of slot `slot` in the blocks of every level above a county (from
+ * lv_from) by dir. */
+static int s_bump_blocks(as_ledger_t *l, uint16_t year, uint16_t sup, uint32_t county,
+                         uint8_t lv_from, int slot, int col, int dir)
+{
+    uint32_t codes[NLV + 1];
+    s_codes(county, codes);
+    for (uint8_t lv = lv_from; lv <= NLV; lv++) {
+        uint8_t bk[BLOCK_KEY];
+        s_block_key(bk, year, lv, sup, codes[lv]);
+        int rc = s_bump(lv == LV_COUNTY ? &l->blocks_c : &l->blocks, bk,
+                        ((size_t)slot * NG + (size_t)col) * 8, dir);
+        if (rc)
+            return rc;
     }
     return 0;
+}
+
+/* A village set's slot went 0 → n (dir +1) or n → 0: the slot's villages in every level. */
+static int s_vset_transition(as_ledger_t *l, const uint8_t *k, int slot, int dir)
+{
+    return s_bump_blocks(l, (uint16_t)s_get_be(k, 2), (uint16_t)s_get_be(k + 5, 2),
+                         (uint32_t)s_get_be(k + 2, 3), LV_COUNTY, slot,
+                         k[19] == K_DEEP ? NM + 2 : NM + 1, dir);
+}
+
+/* An organisation's first (last) live event in a village: the org rows' villages move. */
+static int s_vorg_transition(as_ledger_t *l, const uint8_t *k, int slot, int dir)
+{
+    (void)slot;
+    uint32_t codes[NLV + 1];
+    s_codes((uint32_t)s_get_be(k + 2, 3), codes);
+    for (uint8_t lv = LV_COUNTY; lv <= NLV; lv++) {
+        uint8_t ok[OREF_KEY];
+        s_oref_key(ok, (uint16_t)s_get_be(k, 2), lv, codes[lv], (uint16_t)s_get_be(k + 5, 2),
+                   k + 7);
+        int rc = s_bump(lv == LV_COUNTY ? &l->orefs_c : &l->orefs, ok,
+                        (size_t)(k[37] == K_DEEP ? NM + 2 : NM + 1) * 8, dir);
+        if (rc)
+            return rc;
+    }
+    return 0;
+}
+
+/* An organisation's slot in a scope went 0 ↔ n: the block slot's organisations move; a county
+ * org row that appears or leaves moves the counties of its rows at the coarser levels. */
+static int s_oref_transition(as_ledger_t *l, const uint8_t *k, int slot, int dir)
+{
+    uint16_t year = (uint16_t)s_get_be(k, 2), sup = (uint16_t)s_get_be(k + 6, 2);
+    uint32_t code = (uint32_t)s_get_be(k + 3, 3);
+    uint8_t bk[BLOCK_KEY];
+    s_block_key(bk, year, k[2], sup, code);
+    int rc = s_bump(k[2] == LV_COUNTY ? &l->blocks_c : &l->blocks, bk, ((size_t)slot * NG + NM) * 8,
+                    dir);
+    if (rc || k[2] != LV_COUNTY || slot != SL_ALL)
+        return rc;
+    uint32_t codes[NLV + 1];
+    s_codes(code, codes);
+    for (uint8_t lv = LV_CITY; lv <= NLV; lv++) {
+        uint8_t ok[OREF_KEY];
+        s_oref_key(ok, year, lv, codes[lv], sup, k + 8);
+        if ((rc = s_bump(&l->orefs, ok, (size_t)(NM + 3) * 8, dir)) != 0)
+            return rc;
+    }
+    return 0;
+}
+
+/* An org row is one organisation; a county's row one county. */
+static void s_oref_fix(const uint8_t *k, int64_t *meas, bool live)
+{
+    meas[NM] = live;
+    if (k[2] == LV_COUNTY)
+        meas[NM + 3] = live;
+}
+
+/* Adds the summed deltas of reference records — nm i64 measures, then nc i32 live-event
+ * counters per slot (counter 0: the record's live events) — to the stored ones; a record
+ * whose counter 0 reaches 0 is deleted. on_slot is told each counter's 0 → n and n → 0. */
+static int s_flush_refs(as_ledger_t *l, s_map_t *m, MDB_dbi dbi, int nm, int nc,
+                        int (*on_slot)(as_ledger_t *, const uint8_t *key, int slot, int dir),
+                        void (*fix)(const uint8_t *key, int64_t *meas, bool live))
+{
+    s_map_sort(m);
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(l->txn, dbi, &c);
+    if (rc)
+        return rc;
+    size_t vbytes = (size_t)nm * 8 + (size_t)nc * 4;
+    uint8_t cur[OREF_VAL];
+    for (size_t j = 0; j < m->n && rc == 0; j++) {
+        uint8_t *key = s_map_key(m, m->order[j]), *delta = s_map_val(m, m->order[j]);
+        if (s_all_zero(delta, vbytes))
+            continue;
+        MDB_val k = {m->klen, key}, v;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+        bool had = rc == 0;
+        if (rc == 0 && v.mv_size == vbytes)
+            memcpy(cur, v.mv_data, vbytes);
+        else if (rc == MDB_NOTFOUND)
+            memset(cur, 0, vbytes);
+        else {
+            rc = rc ? rc : MDB_CORRUPTED;
+            break;
+        }
+        rc = 0;
+        int64_t meas[NG], dm[NG];
+        memcpy(meas, cur, (size_t)nm * 8);
+        memcpy(dm, delta, (size_t)nm * 8);
+        for (int i = 0; i < nm; i++)
+            meas[i] += dm[i];
+        for (int s = 0; s < nc && rc == 0; s++) {
+            int32_t d = s_i32(delta + nm * 8, s);
+            if (!d)
+                continue;
+            int32_t before = s_i32(cur + nm * 8, s);
+            s_add_i32(cur + nm * 8, s, d);
+            int32_t after = before + d;
+            if (after < 0)
+                AS_ERROR("ledger", "a reference count went below zero (%d)", (int)after);
+            if (on_slot && (before > 0) != (after > 0))
+                rc = on_slot(l, key, s, after > 0 ? +1 : -1);
+        }
+        if (rc)
+            break;
+        bool live = s_i32(cur + nm * 8, 0) > 0;
+        if (fix)
+            fix(key, meas, live);
+        memcpy(cur, meas, (size_t)nm * 8);
+        k.mv_size = m->klen;
+        k.mv_data = key;
+        if (!live) {
+            rc = had ? mdb_cursor_del(c, 0) : 0;
+        } else {
+            MDB_val nv = {vbytes, cur};
+            rc = mdb_cursor_put(c, &k, &nv, 0);
+        }
+    }
+    mdb_cursor_close(c);
+    return rc;
+}
+
+#define BLOCK_ENTRY (1 + NG * 8) /* a stored slot: slot byte, NG i64 */
+
+/* A stored block (sparse) into NS × NG dense columns. */
+static int s_block_decode(const MDB_val *v, int64_t *dense)
+{
+    memset(dense, 0, BLOCK_VAL);
+    if (v->mv_size % BLOCK_ENTRY)
+        return MDB_CORRUPTED;
+    const uint8_t *p = v->mv_data;
+    for (size_t i = 0; i < v->mv_size / BLOCK_ENTRY; i++, p += BLOCK_ENTRY) {
+        if (p[0] >= NS)
+            return MDB_CORRUPTED;
+        memcpy(dense + (size_t)p[0] * NG, p + 1, NG * 8);
+    }
+    return 0;
+}
+
+/* Adds the summed block deltas of m to the stored blocks. A county block slot is one county
+ * while it holds live events; its 0 ↔ n moves the counties of the coarser levels' slot. */
+static int s_flush_blocks(as_ledger_t *l, s_map_t *m, bool counties)
+{
+    s_map_sort(m);
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(l->txn, l->db_blocks, &c);
+    if (rc)
+        return rc;
+    int64_t *cur = malloc(BLOCK_VAL), *d = malloc(BLOCK_VAL);
+    uint8_t *enc = malloc((size_t)NS * BLOCK_ENTRY);
+    if (!cur || !d || !enc)
+        rc = ENOMEM;
+    for (size_t j = 0; j < m->n && rc == 0; j++) {
+        uint8_t *key = s_map_key(m, m->order[j]);
+        memcpy(d, s_map_val(m, m->order[j]), BLOCK_VAL);
+        MDB_val k = {BLOCK_KEY, key}, v;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+        bool had = rc == 0;
+        if (rc == 0)
+            rc = s_block_decode(&v, cur);
+        else if (rc == MDB_NOTFOUND)
+            rc = 0, memset(cur, 0, BLOCK_VAL);
+        if (rc)
+            break;
+        size_t n = 0;
+        bool changed = false;
+        for (int s = 0; s < NS && rc == 0; s++) {
+            int64_t *cs = cur + (size_t)s * NG, *ds = d + (size_t)s * NG;
+            if (!s_all_zero((const uint8_t *)ds, NG * 8)) {
+                changed = true;
+                bool before = cs[0] > 0;
+                for (int i = 0; i < NG; i++)
+                    cs[i] += ds[i];
+                if (cs[0] < 0)
+                    AS_ERROR("ledger", "a count went below zero (%lld)", (long long)cs[0]);
+                if (counties) {
+                    cs[NM + 3] = cs[0] > 0;
+                    if (before != (cs[0] > 0))
+                        rc = s_bump_blocks(
+                            l, (uint16_t)s_get_be(key, 2), (uint16_t)s_get_be(key + 3, 2),
+                            (uint32_t)s_get_be(key + 5, 3), LV_CITY, s, NM + 3, before ? -1 : +1);
+                }
+            }
+            if (cs[0] > 0) {
+                enc[n * BLOCK_ENTRY] = (uint8_t)s;
+                memcpy(enc + n * BLOCK_ENTRY + 1, cs, NG * 8);
+                n++;
+            }
+        }
+        if (rc || !changed)
+            continue;
+        k.mv_size = BLOCK_KEY;
+        k.mv_data = key;
+        if (n == 0) {
+            rc = had ? mdb_cursor_del(c, 0) : 0;
+        } else {
+            MDB_val nv = {n * BLOCK_ENTRY, enc};
+            rc = mdb_cursor_put(c, &k, &nv, 0);
+        }
+    }
+    mdb_cursor_close(c);
+    free(cur);
+    free(d);
+    free(enc);
+    return rc;
 }
 
 static int s_flush_names(as_ledger_t *l)
@@ -1038,16 +1370,24 @@ int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info)
     if ((rc = s_flush_ids(l)) != 0)
         goto fail;
     what = "writing totals";
-    if ((rc = s_flush_sum(l, &l->cells, l->db_cells, NM, NULL)) != 0)
+    if ((rc = s_flush_sum(l, &l->cells, l->db_cells, NM)) != 0)
         goto fail;
     what = "writing village references";
-    if ((rc = s_flush_sum(l, &l->vrefs, l->db_vrefs, 1, NULL)) != 0)
+    if ((rc = s_flush_sum(l, &l->vrefs, l->db_vrefs, 1)) != 0)
         goto fail;
-    what = "writing distinct references";
-    if ((rc = s_flush_sum(l, &l->georef, l->db_georef, 1, s_georef_transition)) != 0)
+    /* finer records first: their 0 ↔ n transitions add to the coarser ones' deltas */
+    what = "writing village sets";
+    if ((rc = s_flush_refs(l, &l->vsets, l->db_vsets, 0, NS, s_vset_transition, NULL)) != 0 ||
+        (rc = s_flush_refs(l, &l->vorgs, l->db_vorgs, 0, 1, s_vorg_transition, NULL)) != 0)
         goto fail;
-    what = "writing area totals";
-    if ((rc = s_flush_sum(l, &l->geo, l->db_geo, NG, NULL)) != 0)
+    what = "writing organisation rows";
+    if ((rc = s_flush_refs(l, &l->orefs_c, l->db_orefs, NG, NS, s_oref_transition, s_oref_fix)) !=
+            0 ||
+        (rc = s_flush_refs(l, &l->orefs, l->db_orefs, NG, NS, s_oref_transition, s_oref_fix)) != 0)
+        goto fail;
+    what = "writing scope totals";
+    if ((rc = s_flush_blocks(l, &l->blocks_c, true)) != 0 ||
+        (rc = s_flush_blocks(l, &l->blocks, false)) != 0)
         goto fail;
     what = "writing organisation names";
     if ((rc = s_flush_names(l)) != 0)
@@ -1318,6 +1658,8 @@ typedef struct {
     s_grp_t total;
     int last; /* group of the previous record (cells run by org), -1 none */
     char last_key[24];
+    int64_t *dense;    /* a block read, NS × NG */
+    uint32_t province; /* the province code of the query's scope */
 } s_q_t;
 
 static void s_measures_from(as_measures_t *m, const int64_t *v, int ncols, int sign)
@@ -1567,120 +1909,366 @@ static int s_scan_vrefs(s_q_t *q)
     return rc == 0 || rc == MDB_NOTFOUND ? 0 : s_db("reading village references", rc);
 }
 
-/* Reads one geo row into *m; false when absent. */
-static bool s_geo_get(s_q_t *q, uint8_t level, uint32_t code, as_measures_t *m)
+/* ---- totals from the blocks ------------------------------------------------------------- */
+
+/* A scope: a block's level, supervisor (SUP_ANY: all) and code. */
+typedef struct {
+    uint8_t lv;
+    uint16_t sup;
+    uint32_t code;
+} s_ctx_t;
+
+/* Receives a row: its key, measures and, for a geographic or supervisor row, its scope. */
+typedef int (*s_row_cb)(s_q_t *q, void *arg, const char *key, const as_measures_t *m,
+                        const s_ctx_t *child);
+
+#define S_COLLIDE 2 /* two rows with one (cut) key: the query takes the scan instead */
+
+static void s_slot_measures(const int64_t *dense, int slot, as_measures_t *m)
 {
-    uint8_t kb[GEO_KEY];
-    s_be(kb, q->year, 2);
-    kb[2] = level;
-    s_be(kb + 3, code, 3);
-    MDB_val k = {GEO_KEY, kb}, v;
-    if (mdb_get(q->txn, q->l->db_geo, &k, &v) != 0 || v.mv_size != NG * 8)
-        return false;
-    int64_t g[NG];
-    memcpy(g, v.mv_data, sizeof g);
     memset(m, 0, sizeof *m);
-    s_measures_from(m, g, NG, 1);
-    return true;
+    s_measures_from(m, dense + (size_t)slot * NG, NG, 1);
 }
 
-static s_grp_t *s_geo_row(s_q_t *q, uint8_t level, uint32_t code, const as_measures_t *m)
+/* Reads the block of c into q->dense: 1 when present, 0 when absent, or an error. */
+static int s_block_get(s_q_t *q, const s_ctx_t *c)
 {
-    char key[24] = {0};
-    if (level == LV_POVERTY)
-        snprintf(key, sizeof key, "%s", code == 1 ? "inside" : "outside");
-    else
-        snprintf(key, sizeof key, "%06u", code);
-    s_grp_t *g = s_group(q, key);
-    if (g)
-        g->row.m = *m;
-    return g;
-}
-
-/* Province, city, county and poverty rows from the geo roll-ups, when the filter allows:
- * returns 1 when done, 0 when the query needs the full scan, or an error. */
-static int s_fast_geo(s_q_t *q)
-{
-    static const uint8_t level_of[AS_DIM_COUNT] = {[AS_DIM_PROVINCE] = LV_PROVINCE,
-                                                   [AS_DIM_CITY] = LV_CITY,
-                                                   [AS_DIM_COUNTY] = LV_COUNTY,
-                                                   [AS_DIM_POVERTY] = LV_POVERTY};
-    uint8_t level = level_of[q->by];
-    if (!level || q->by2 >= 0 || q->f.supervisor >= 0 || (q->flevel && level == LV_POVERTY))
+    uint8_t kb[BLOCK_KEY];
+    s_block_key(kb, (uint16_t)q->year, c->lv, c->sup, c->code);
+    MDB_val k = {BLOCK_KEY, kb}, v;
+    int rc = mdb_get(q->txn, q->l->db_blocks, &k, &v);
+    if (rc == MDB_NOTFOUND)
         return 0;
-    as_measures_t m;
-    if (q->flevel) {
-        if (!s_geo_get(q, (uint8_t)q->flevel, q->f.county, &q->total.row.m))
-            return 1; /* nothing in the filter */
-        if (level == LV_PROVINCE || level == LV_CITY ||
-            (level == LV_COUNTY && q->flevel == LV_COUNTY)) {
-            uint32_t code = level == LV_PROVINCE ? s_province_of(q->f.county)
-                            : level == LV_CITY   ? s_city_of(q->f.county)
-                                                 : q->f.county;
-            return s_geo_row(q, level, code, &q->total.row.m) ? 1 : AS_E_NOMEM;
-        }
+    if (rc == 0)
+        rc = s_block_decode(&v, q->dense);
+    return rc ? s_db("reading scope totals", rc) : q->dense[0] > 0;
+}
+
+static unsigned s_class(uint8_t lv, uint32_t code)
+{
+    return lv == LV_COUNTY ? (s_poverty(code) ? 1 : 2) : lv == LV_CITYPOV ? code % 10 : code;
+}
+
+static uint32_t s_city_code(uint8_t lv, uint32_t code)
+{
+    return lv == LV_COUNTY ? s_city_of(code) : lv == LV_CITYPOV ? code / 10 : code;
+}
+
+/* Whether the scope (lv, code) lies inside parent. */
+static bool s_within(const s_q_t *q, const s_ctx_t *parent, uint8_t lv, uint32_t code)
+{
+    switch (parent->lv) {
+    case LV_PROVINCE:
+        return lv == LV_POVERTY || s_province_of(s_city_code(lv, code)) == parent->code;
+    case LV_CITY:
+        return s_city_code(lv, code) == parent->code;
+    case LV_POVERTY:
+        return s_class(lv, code) == parent->code;
+    case LV_CITYPOV:
+        return s_city_code(lv, code) * 10 + s_class(lv, code) == parent->code;
+    default:
+        (void)q;
+        return false;
     }
-    /* every geo row of the level, or the counties of the filtering city */
+}
+
+/* The row key of the scope (lv, code) for a geographic dimension. */
+static void s_geo_key(const s_q_t *q, as_dim_t by, uint8_t lv, uint32_t code, char key[24])
+{
+    memset(key, 0, 24);
+    if (by == AS_DIM_POVERTY)
+        snprintf(key, 24, "%s", s_class(lv, code) == 1 ? "inside" : "outside");
+    else if (by == AS_DIM_PROVINCE)
+        snprintf(key, 24, "%06u",
+                 lv == LV_POVERTY ? q->province : s_province_of(s_city_code(lv, code)));
+    else if (by == AS_DIM_CITY)
+        snprintf(key, 24, "%06u", s_city_code(lv, code));
+    else
+        snprintf(key, 24, "%06u", code);
+}
+
+/* Every block of level lv inside parent, as rows of by. */
+static int s_each_block(s_q_t *q, const s_ctx_t *parent, as_dim_t by, uint8_t lv, s_row_cb cb,
+                        void *arg)
+{
     MDB_cursor *c;
-    int rc = mdb_cursor_open(q->txn, q->l->db_geo, &c);
+    int rc = mdb_cursor_open(q->txn, q->l->db_blocks, &c);
     if (rc)
-        return s_db("reading area totals", rc);
-    uint8_t start[GEO_KEY];
-    s_be(start, q->year, 2);
-    start[2] = level;
-    uint32_t lo = q->flevel == LV_CITY ? q->f.county : 0, hi = q->flevel ? lo + 100 : 0xffffff;
-    s_be(start + 3, lo, 3);
-    MDB_val k = {GEO_KEY, start}, v;
-    size_t provinces = 0;
-    as_measures_t prov;
-    memset(&prov, 0, sizeof prov);
+        return s_db("reading scope totals", rc);
+    uint8_t start[BLOCK_KEY];
+    s_block_key(start, (uint16_t)q->year, lv, parent->sup, 0);
+    MDB_val k = {BLOCK_KEY, start}, v;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        const uint8_t *kp = k.mv_data;
-        uint32_t code = (uint32_t)s_get_be(kp + 3, 3);
-        if (k.mv_size != GEO_KEY || memcmp(kp, start, 3) != 0 || code >= hi)
+        if (k.mv_size != BLOCK_KEY || memcmp(k.mv_data, start, 5) != 0)
             break;
-        if (v.mv_size != NG * 8)
+        s_ctx_t child = {lv, parent->sup, (uint32_t)s_get_be((const uint8_t *)k.mv_data + 5, 3)};
+        if (!s_within(q, parent, lv, child.code))
             continue;
+        if ((rc = s_block_decode(&v, q->dense)) != 0)
+            break;
+        if (q->dense[0] <= 0)
+            continue;
+        char key[24];
+        as_measures_t m;
+        s_geo_key(q, by, lv, child.code, key);
+        s_slot_measures(q->dense, SL_ALL, &m);
+        if ((rc = cb(q, arg, key, &m, &child)) != 0)
+            break;
+    }
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    return rc == MDB_CORRUPTED ? s_db("reading scope totals", rc) : rc;
+}
+
+/* The supervisor blocks of the scope (ctx->lv, ctx->code): one seek per supervisor. */
+static int s_each_supervisor(s_q_t *q, const s_ctx_t *ctx, s_row_cb cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(q->txn, q->l->db_blocks, &c);
+    if (rc)
+        return s_db("reading scope totals", rc);
+    uint32_t sup = 0;
+    while (rc == 0 && sup < SUP_ANY) {
+        uint8_t kb[BLOCK_KEY];
+        s_block_key(kb, (uint16_t)q->year, ctx->lv, (uint16_t)sup, ctx->code);
+        MDB_val k = {BLOCK_KEY, kb}, v;
+        if ((rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)) != 0)
+            break;
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size != BLOCK_KEY || memcmp(kp, kb, 3) != 0)
+            break;
+        uint32_t found = (uint32_t)s_get_be(kp + 3, 2), code = (uint32_t)s_get_be(kp + 5, 3);
+        if (found >= SUP_ANY)
+            break;
+        if (code != ctx->code) {
+            sup = code < ctx->code ? found : found + 1; /* seek this supervisor's code, or on */
+            continue;
+        }
+        sup = found + 1;
+        if ((rc = s_block_decode(&v, q->dense)) != 0 || q->dense[0] <= 0)
+            continue;
+        char key[24];
+        as_measures_t m;
+        snprintf(key, sizeof key, "%u", found);
+        s_slot_measures(q->dense, SL_ALL, &m);
+        s_ctx_t child = {ctx->lv, (uint16_t)found, ctx->code};
+        rc = cb(q, arg, key, &m, &child);
+    }
+    mdb_cursor_close(c);
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    return rc == MDB_CORRUPTED ? s_db("reading scope totals", rc) : rc;
+}
+
+/* The organisation rows of a scope. */
+static int s_each_org(s_q_t *q, const s_ctx_t *ctx, s_row_cb cb, void *arg)
+{
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(q->txn, q->l->db_orefs, &c);
+    if (rc)
+        return s_db("reading organisation rows", rc);
+    uint8_t start[OREF_KEY] = {0};
+    s_oref_key(start, (uint16_t)q->year, ctx->lv, ctx->code, ctx->sup, start + 8);
+    MDB_val k = {OREF_KEY, start}, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != OREF_KEY || memcmp(k.mv_data, start, 8) != 0)
+            break;
+        if (v.mv_size != OREF_VAL)
+            continue;
+        char key[24] = {0};
+        memcpy(key, (const uint8_t *)k.mv_data + 8, 18);
         int64_t g[NG];
         memcpy(g, v.mv_data, sizeof g);
+        as_measures_t m;
         memset(&m, 0, sizeof m);
         s_measures_from(&m, g, NG, 1);
-        if (!s_geo_row(q, level, code, &m)) {
-            rc = ENOMEM;
+        if ((rc = cb(q, arg, key, &m, NULL)) != 0)
             break;
-        }
     }
     mdb_cursor_close(c);
-    if (rc == ENOMEM)
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+    return rc;
+}
+
+/* The rows of dimension by inside the scope ctx. */
+static int s_each(s_q_t *q, const s_ctx_t *ctx, as_dim_t by, s_row_cb cb, void *arg)
+{
+    bool single = by == AS_DIM_PROVINCE ||
+                  (by == AS_DIM_CITY && ctx->lv != LV_PROVINCE && ctx->lv != LV_POVERTY) ||
+                  (by == AS_DIM_COUNTY && ctx->lv == LV_COUNTY) ||
+                  (by == AS_DIM_POVERTY && ctx->lv != LV_PROVINCE && ctx->lv != LV_CITY) ||
+                  (by == AS_DIM_SUPERVISOR && ctx->sup != SUP_ANY);
+    char key[24];
+    as_measures_t m;
+    if (single) {
+        int rc = s_block_get(q, ctx);
+        if (rc <= 0)
+            return rc;
+        if (by == AS_DIM_SUPERVISOR)
+            snprintf(key, sizeof key, "%u", ctx->sup);
+        else
+            s_geo_key(q, by, ctx->lv, ctx->code, key);
+        s_slot_measures(q->dense, SL_ALL, &m);
+        return cb(q, arg, key, &m, ctx);
+    }
+    switch (by) {
+    case AS_DIM_CITY:
+        return s_each_block(q, ctx, by, ctx->lv == LV_PROVINCE ? LV_CITY : LV_CITYPOV, cb, arg);
+    case AS_DIM_COUNTY:
+        return s_each_block(q, ctx, by, LV_COUNTY, cb, arg);
+    case AS_DIM_POVERTY:
+        return s_each_block(q, ctx, by, ctx->lv == LV_PROVINCE ? LV_POVERTY : LV_CITYPOV, cb, arg);
+    case AS_DIM_SUPERVISOR:
+        return s_each_supervisor(q, ctx, cb, arg);
+    case AS_DIM_ORG:
+        return s_each_org(q, ctx, cb, arg);
+    default:
+        break;
+    }
+    int first = by == AS_DIM_AREA      ? SL_AREA
+                : by == AS_DIM_MONTH   ? SL_MONTH
+                : by == AS_DIM_GROUP   ? SL_GROUP
+                : by == AS_DIM_FUNDING ? SL_FUNDING
+                                       : SL_PROJECT;
+    int end = by == AS_DIM_AREA      ? SL_MONTH
+              : by == AS_DIM_MONTH   ? SL_GROUP
+              : by == AS_DIM_GROUP   ? SL_FUNDING
+              : by == AS_DIM_FUNDING ? SL_PROJECT
+                                     : NS;
+    int rc = s_block_get(q, ctx);
+    if (rc <= 0)
+        return rc;
+    rc = 0;
+    int64_t *dense = malloc(BLOCK_VAL); /* the callback may read other blocks */
+    if (!dense)
         return AS_E_NOMEM;
-    if (rc != 0 && rc != MDB_NOTFOUND)
-        return s_db("reading area totals", rc);
-    if (q->flevel)
-        return 1;
-    /* the total: the province row, when the ledger holds one province */
-    rc = mdb_cursor_open(q->txn, q->l->db_geo, &c);
-    if (rc)
-        return s_db("reading area totals", rc);
-    start[2] = LV_PROVINCE;
-    memset(start + 3, 0, 3);
-    k.mv_size = GEO_KEY;
-    k.mv_data = start;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != GEO_KEY || memcmp(k.mv_data, start, 3) != 0)
-            break;
-        if (v.mv_size == NG * 8 && provinces++ == 0) {
-            int64_t g[NG];
-            memcpy(g, v.mv_data, sizeof g);
-            s_measures_from(&prov, g, NG, 1);
-        }
+    memcpy(dense, q->dense, BLOCK_VAL);
+    for (int sl = first; sl < end && rc == 0; sl++) {
+        if (dense[(size_t)sl * NG] <= 0)
+            continue;
+        s_attr_t a;
+        memset(&a, 0, sizeof a);
+        uint8_t v = (uint8_t)(sl - first);
+        a.area = a.month = a.group = a.funding = a.project = v;
+        s_dim_key(q, by, &a, key);
+        s_slot_measures(dense, sl, &m);
+        rc = cb(q, arg, key, &m, NULL);
     }
-    mdb_cursor_close(c);
-    if (provinces > 1)
-        return 0; /* distinct counts across provinces need the full scan */
-    q->total.row.m = prov;
-    return 1;
+    free(dense);
+    return rc;
+}
+
+/* A row of the answer; a key met twice (cut composite keys) sends the query to the scan. */
+static int s_put_row(s_q_t *q, const char key[24], const as_measures_t *m)
+{
+    size_t n = q->n;
+    q->last = -1;
+    s_grp_t *g = s_group(q, key);
+    if (!g)
+        return AS_E_NOMEM;
+    if (q->n == n)
+        return S_COLLIDE;
+    g->row.m = *m;
+    return 0;
+}
+
+static int s_row1(s_q_t *q, void *arg, const char *key, const as_measures_t *m,
+                  const s_ctx_t *child)
+{
+    (void)arg;
+    (void)child;
+    char k[24] = {0};
+    snprintf(k, sizeof k, "%s", key);
+    return s_put_row(q, k, m);
+}
+
+typedef struct {
+    const char *outer; /* the enclosing row's key */
+    bool outer_first;  /* "OUTER|KEY" (else "KEY|OUTER") */
+} s_pair_t;
+
+static int s_row2(s_q_t *q, void *arg, const char *key, const as_measures_t *m,
+                  const s_ctx_t *child)
+{
+    (void)child;
+    const s_pair_t *p = arg;
+    char both[64], k[24] = {0};
+    snprintf(both, sizeof both, "%s|%s", p->outer_first ? p->outer : key,
+             p->outer_first ? key : p->outer);
+    memcpy(k, both, 23);
+    return s_put_row(q, k, m);
+}
+
+static int s_outer(s_q_t *q, void *arg, const char *key, const as_measures_t *m,
+                   const s_ctx_t *child)
+{
+    (void)m;
+    s_pair_t p = {key, arg == NULL};
+    as_dim_t inner = arg == NULL ? (as_dim_t)q->by2 : q->by;
+    return s_each(q, child, inner, s_row2, &p);
+}
+
+static bool s_scoped(int by)
+{
+    return by == AS_DIM_PROVINCE || by == AS_DIM_CITY || by == AS_DIM_COUNTY ||
+           by == AS_DIM_POVERTY || by == AS_DIM_SUPERVISOR;
+}
+
+/* Rows and total from the blocks: 0 when done, 1 when the query needs the scan of the finest
+ * records (a pair of two non-geographic dimensions, cut keys that collide, several provinces
+ * without a filter), or an error. */
+static int s_from_blocks(s_q_t *q)
+{
+    if (q->by2 >= 0 && !s_scoped(q->by) && !s_scoped(q->by2))
+        return 1;
+    if (q->f.supervisor >= SUP_ANY)
+        return 1;
+    s_ctx_t ctx = {LV_PROVINCE, q->f.supervisor >= 0 ? (uint16_t)q->f.supervisor : SUP_ANY, 0};
+    if (q->flevel) {
+        ctx.lv = (uint8_t)q->flevel;
+        ctx.code = q->f.county;
+        q->province = s_province_of(q->f.county);
+    } else {
+        /* the province: the only one the ledger holds for the year */
+        MDB_cursor *c;
+        int rc = mdb_cursor_open(q->txn, q->l->db_blocks, &c);
+        if (rc)
+            return s_db("reading scope totals", rc);
+        uint8_t start[BLOCK_KEY];
+        s_block_key(start, (uint16_t)q->year, LV_PROVINCE, ctx.sup, 0);
+        MDB_val k = {BLOCK_KEY, start}, v;
+        size_t provinces = 0;
+        for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && provinces < 2;
+             rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            if (k.mv_size != BLOCK_KEY || memcmp(k.mv_data, start, 5) != 0)
+                break;
+            ctx.code = (uint32_t)s_get_be((const uint8_t *)k.mv_data + 5, 3);
+            provinces++;
+        }
+        mdb_cursor_close(c);
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            return s_db("reading scope totals", rc);
+        if (provinces > 1)
+            return 1;
+        if (provinces == 0)
+            return 0; /* nothing in the year */
+        q->province = ctx.code;
+    }
+    int rc = s_block_get(q, &ctx);
+    if (rc <= 0)
+        return rc;
+    s_slot_measures(q->dense, SL_ALL, &q->total.row.m);
+    if (q->by2 < 0)
+        rc = s_each(q, &ctx, q->by, s_row1, NULL);
+    else if (s_scoped(q->by))
+        rc = s_each(q, &ctx, q->by, s_outer, NULL);
+    else
+        rc = s_each(q, &ctx, (as_dim_t)q->by2, s_outer, (void *)1);
+    return rc == S_COLLIDE ? 1 : rc;
 }
 
 static bool s_all_digits(const char *s)
@@ -1859,8 +2447,12 @@ static int s_totals(as_ledger_t *l, uint32_t year, as_dim_t by, int by2, const a
         goto done;
     if ((rc = s_read_begin(l, &q.txn)) != 0)
         goto done;
-    rc = s_fast_geo(&q);
-    if (rc == 0) {
+    if ((q.dense = malloc(BLOCK_VAL)) == NULL) {
+        rc = AS_E_NOMEM;
+        goto done;
+    }
+    rc = s_from_blocks(&q);
+    if (rc == 1) {
         /* the full scan, from a clean slate (the fast path may have stopped half way) */
         q.n = 0;
         s_map_clear(&q.index);
@@ -1868,8 +2460,6 @@ static int s_totals(as_ledger_t *l, uint32_t year, as_dim_t by, int by2, const a
         q.last = -1;
         if ((rc = s_scan_cells(&q)) == 0)
             rc = s_scan_vrefs(&q);
-    } else if (rc == 1) {
-        rc = 0;
     }
     if (rc)
         goto done;
@@ -1895,6 +2485,7 @@ done:
     if (q.txn)
         mdb_txn_abort(q.txn);
     free(q.g);
+    free(q.dense);
     s_map_free(&q.index);
     s_map_free(&q.seen);
     return rc;

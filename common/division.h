@@ -8,11 +8,11 @@
 #include <stdint.h>
 
 typedef struct {
-    uint32_t code;      /* e.g. 360730 */
-    const char *name;   /* UTF-8, e.g. 宁都县 */
-    uint32_t parent;    /* city code for a county (360700), 360000 for a city */
-    bool county_level;  /* true for county-level divisions, false for cities */
-    bool poverty;       /* one of the 25 former poverty counties */
+    uint32_t code;     /* e.g. 360730 */
+    const char *name;  /* UTF-8, e.g. 宁都县 */
+    uint32_t parent;   /* city code for a county (360700), 360000 for a city */
+    bool county_level; /* true for county-level divisions, false for cities */
+    bool poverty;      /* one of the 25 former poverty counties */
 } as_division_t;
 
 /* Loads the tables from the embedded data on first use (thread-safe). Returns 0 or AS_E_PARSE

@@ -6,12 +6,12 @@
 
 typedef enum {
     AS_USCC_OK = 0,
-    AS_USCC_LENGTH,      /* not 18 characters */
-    AS_USCC_CHARSET,     /* a character outside 0-9 A-H J-N P-R T-U W-Y */
-    AS_USCC_AUTHORITY,   /* registration authority is not 5 (civil affairs) */
-    AS_USCC_TYPE,        /* organisation type digit not 1, 2, 3 or 9 for civil affairs */
-    AS_USCC_DIVISION,    /* characters 3-8 are not a (possibly retired) division code */
-    AS_USCC_CHECK,       /* the check character (18th) is wrong */
+    AS_USCC_LENGTH,    /* not 18 characters */
+    AS_USCC_CHARSET,   /* a character outside 0-9 A-H J-N P-R T-U W-Y */
+    AS_USCC_AUTHORITY, /* registration authority is not 5 (civil affairs) */
+    AS_USCC_TYPE,      /* organisation type digit not 1, 2, 3 or 9 for civil affairs */
+    AS_USCC_DIVISION,  /* characters 3-8 are not a (possibly retired) division code */
+    AS_USCC_CHECK,     /* the check character (18th) is wrong */
 } as_uscc_status_t;
 
 /* Checks code (upper case expected; NUL-terminated). Reports the first problem found, in the

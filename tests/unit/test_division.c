@@ -87,10 +87,8 @@ static void test_townships(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_tables_load),
-        cmocka_unit_test(test_lookup),
-        cmocka_unit_test(test_retired_codes),
-        cmocka_unit_test(test_abolished_and_new),
+        cmocka_unit_test(test_tables_load),   cmocka_unit_test(test_lookup),
+        cmocka_unit_test(test_retired_codes), cmocka_unit_test(test_abolished_and_new),
         cmocka_unit_test(test_townships),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

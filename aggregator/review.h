@@ -18,7 +18,8 @@ typedef struct as_review_s as_review_t;
  * (beneficiaries) exceeds  median + k · max(1.4826 · MAD, median / 10, 1)  over the last `window`
  * events of its county AND over the last `window` events of its area (province-wide), each window
  * holding at least `min_samples` events (before that nothing is judged). The event then joins the
- * windows. Windows live in memory and start empty when the daemon starts. */
+ * windows. Windows live in memory and start empty when the daemon starts; each threshold is
+ * recomputed after every window/8 new values (not per event, to keep ingest fast). */
 typedef struct {
     double k;             /* default 6 */
     unsigned window;      /* default 200 */

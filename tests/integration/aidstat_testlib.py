@@ -190,9 +190,13 @@ class Cluster:
 
 
 def gen_csv(counties, events, year, seed, extra=()):
-    """Sample data from `aidstat gen`, as text."""
-    return run([exe("aidstat"), "gen", "--counties", ",".join(map(str, counties)),
+    """Sample data from `aidstat gen`, as text. The office's event ids get the seed in them, so
+    files generated with different seeds for one county are different activities."""
+    text = run([exe("aidstat"), "gen", "--counties", ",".join(map(str, counties)),
                 "--events", str(events), "--year", str(year), "--seed", str(seed), *extra]).stdout
+    for c in counties:
+        text = text.replace(f"{c}-{year}-", f"{c}-{year}-s{seed}-")
+    return text
 
 
 # ---- independent computation of expected totals from CSV text -------------------------------

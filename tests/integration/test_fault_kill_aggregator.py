@@ -22,11 +22,19 @@ def test(c):
         text = gen_csv([county], 20000, YEAR, seed=100 + i)
         rows += parse_rows(text)
         c.drop(county, f"big-{county}.csv", text)
+    total = len(rows)
+    in_flight = 0
     for k in range(4):
         time.sleep(rnd.uniform(0.2, 1.5))
+        try:
+            seq = c.status_json()["ledger_seq"]
+        except AssertionError:
+            seq = 0  # not answering yet: still starting
+        in_flight += seq < total
         c.aggregator.kill9()
         time.sleep(rnd.uniform(0.1, 1.0))
         c.start_aggregator()
+    assert in_flight >= 3, f"only {in_flight} of 4 kills hit a delivery in progress"
     live = live_rows(rows)
     exp = expected_totals(live, YEAR, "county")
     wait_for(lambda: assert_totals_equal(c.query_json(YEAR, "county"), exp) or True, 180,

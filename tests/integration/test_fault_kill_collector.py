@@ -2,6 +2,7 @@
 # ctest-labels: integration fault
 """kill -9 of a collector while it reads a file and while it sends: after a restart nothing is
 lost and nothing is counted twice."""
+import os
 import time
 
 from aidstat_testlib import (assert_totals_equal, expected_totals, gen_csv, live_rows, main,
@@ -21,14 +22,19 @@ def test(c):
     rows += parse_rows(text)
     c.drop(COUNTY, "big.csv", text)
     time.sleep(0.3)
+    assert not os.path.exists(os.path.join(c.done(COUNTY), "big.csv")), "read finished too soon"
     col.kill9()
     col = c.start_collector(COUNTY)
     # 2. killed while sending: another file, kill after it was taken, several times
     text2 = gen_csv([COUNTY], 30000, YEAR, seed=22)
     rows += parse_rows(text2)
     c.drop(COUNTY, "second.csv", text2)
-    for delay in (0.8, 0.4, 0.6):
+    wait_for(lambda: os.path.exists(os.path.join(c.done(COUNTY), "second.csv")), 120,
+             "second.csv taken")
+    total = len(live_rows(rows))
+    for delay in (0.3, 0.4, 0.6):
         time.sleep(delay)
+        assert c.status_json()["ledger_seq"] < total, "delivery finished before the kill"
         col.kill9()
         col = c.start_collector(COUNTY)
     live = live_rows(rows)

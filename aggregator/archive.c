@@ -17,7 +17,13 @@
 struct as_archive_s {
     MDB_env *env;
     MDB_dbi db;
+    uint64_t gen; /* bumped (atomically) by every lock */
 };
+
+uint64_t as_archive_generation(as_archive_t *a)
+{
+    return __atomic_load_n(&a->gen, __ATOMIC_ACQUIRE);
+}
 
 static int s_db(const char *what, int rc)
 {
@@ -162,6 +168,9 @@ int as_archive_lock(as_archive_t *a, MDB_txn *txn, uint32_t year, const as_archi
     MDB_val k = {3, kb}, v = {8, vb};
     if ((rc = mdb_put(txn, a->db, &k, &v, 0)) != 0)
         return s_db("locking a year", rc);
+    /* before the commit: no group can run until this transaction ends, so a cache that sees the
+     * old generation cannot see the new lock either */
+    __atomic_add_fetch(&a->gen, 1, __ATOMIC_RELEASE);
     return 0;
 }
 

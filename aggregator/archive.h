@@ -43,6 +43,9 @@ void as_archive_destroy(as_archive_t **self_p);
 /* Whether year is locked, read in txn (NULL: a read transaction of its own). 0 or AS_E_DB. */
 int as_archive_locked(as_archive_t *a, MDB_txn *txn, uint32_t year, bool *locked);
 
+/* A number that changes whenever a year is locked (for look-up caches of lock states). */
+uint64_t as_archive_generation(as_archive_t *a);
+
 /* Records an amendment of year in txn (a write transaction, normally the ledger's group). */
 int as_archive_put_amendment(as_archive_t *a, MDB_txn *txn, uint32_t year,
                              const as_amendment_t *am);

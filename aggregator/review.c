@@ -44,7 +44,31 @@ struct as_review_s {
     as_outlier_rule_t rule;
     s_win_t win[NWIN_SLOTS];
     uint64_t *scratch;
+    uint64_t lk_gen;     /* archive generation the lock cache was filled at */
+    uint32_t lk_year[8]; /* cached lock states: year (0 empty) */
+    bool lk_val[8];
 };
+
+/* Whether year is locked, through a small cache refilled when the archive's generation moves. */
+static int s_locked(as_review_t *r, MDB_txn *txn, uint32_t year, bool *locked)
+{
+    uint64_t gen = as_archive_generation(r->ar);
+    if (gen != r->lk_gen) {
+        memset(r->lk_year, 0, sizeof r->lk_year);
+        r->lk_gen = gen;
+    }
+    size_t i = year % 8;
+    if (r->lk_year[i] == year) {
+        *locked = r->lk_val[i];
+        return 0;
+    }
+    int rc = as_archive_locked(r->ar, txn, year, locked);
+    if (rc == 0) {
+        r->lk_year[i] = year;
+        r->lk_val[i] = *locked;
+    }
+    return rc;
+}
 
 static const uint32_t s_bits[] = {AS_FLAG_CHECK_CHAR_FAILED,
                                   AS_FLAG_UNREGISTERED,
@@ -344,8 +368,7 @@ static int s_hook(void *ctx, MDB_txn *txn, as_event_t *ev, const as_ledger_event
             ev->flags |= AS_FLAG_DUPLICATE_ACROSS_COUNTIES;
     }
     bool lk = false, tlk = false;
-    if ((rc = as_archive_locked(r->ar, txn, year, &lk)) != 0 ||
-        (t && (rc = as_archive_locked(r->ar, txn, tyear, &tlk)) != 0))
+    if ((rc = s_locked(r, txn, year, &lk)) != 0 || (t && (rc = s_locked(r, txn, tyear, &tlk)) != 0))
         return rc;
     if (lk || tlk)
         ev->flags |= AS_FLAG_AMENDMENT;

@@ -188,6 +188,7 @@ int main(int argc, char **argv)
         }
     }
     as_log_setup(AS_LOG_WARN, AS_LOG_TEXT);
+    setvbuf(stdout, NULL, _IOLBF, 0);
     char tmp[] = "/tmp/bench_report.XXXXXX";
     if (!dir && !(dir = mkdtemp(tmp))) {
         perror("mkdtemp");

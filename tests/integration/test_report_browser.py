@@ -14,6 +14,8 @@ import json
 import os
 import shutil
 import subprocess
+import sys
+import time
 
 from aidstat_testlib import (expected_totals, gen_csv, live_rows, main, parse_rows, run,
                              wait_for)
@@ -41,6 +43,24 @@ def tree_digest(root):
             with open(p, "rb") as f:
                 out[rel] = hashlib.sha256(f.read()).hexdigest()
     return out
+
+
+SUBSCRIBER = r'''
+import sys, zmq
+s = zmq.Context().socket(zmq.SUB)
+s.connect(sys.argv[1])
+s.setsockopt(zmq.SUBSCRIBE, b"report.")
+while True:
+    parts = s.recv_multipart()
+    print(parts[0].decode(), len(parts), parts[2].hex(), flush=True)
+'''
+
+
+def zmq_python():
+    for py in (sys.executable, "/usr/bin/python3"):
+        if py and subprocess.run([py, "-c", "import zmq"], capture_output=True).returncode == 0:
+            return py
+    return None
 
 
 def registry_for(rows):
@@ -76,8 +96,27 @@ def test(c):
     wait_for(lambda: c.query_json(YEAR)["total"]["activities"] == exp["activities"], 120,
              "every activity in the ledger")
 
-    # the draft
+    # the draft, with a feed subscriber listening for report.Y
+    sub, sub_out = None, os.path.join(c.dir, "sub.out")
+    py = zmq_python()
+    if py:
+        sub = subprocess.Popen([py, "-c", SUBSCRIBER, c.feed], stdout=open(sub_out, "w"))
+        time.sleep(1.0)  # the PUB's slow joiner
     out = c.cli("report", "--year", str(YEAR)).stdout
+    if sub:
+        # ReportNotice: field 1 (year) as a varint first
+        want = f"report.{YEAR} 3 08{(YEAR & 0x7f | 0x80):02x}{YEAR >> 7:02x}"
+
+        def seen():
+            with open(sub_out) as f:
+                return any(line.startswith(want) for line in f)
+        try:
+            wait_for(seen, 20, "report.Y on the feed")
+        finally:
+            sub.kill()
+            sub.wait()
+    else:
+        print("(no python3-zmq: report.Y on the feed not checked)", file=sys.stderr)
     rdir = os.path.join(c.dir, "aggregator", "reports", str(YEAR))
     assert os.path.isdir(rdir), out
     for name in ("01_summary.csv", "02_supervisors.csv", "03_counties.csv", "04_groups.csv",

@@ -813,6 +813,15 @@ void as_report_tick(as_report_t *r, uint64_t now_ms)
         if (now_ms < as_report_deadline_ms(r, year) ||
             as_archive_locked(r->ar, NULL, year, &locked) != 0 || locked)
             continue;
+        /* a year without any activity is not locked by the clock (a new installation must be
+         * able to load last year's data); --final still locks it */
+        as_totals_row_t *rows = NULL;
+        size_t n = 0;
+        as_measures_t tot;
+        int trc = as_ledger_totals(r->l, year, AS_DIM_PROVINCE, NULL, &rows, &n, &tot);
+        free(rows);
+        if (trc != 0 || tot.activities == 0)
+            continue;
         int rc = as_report_write(r, year, true, NULL, msg, sizeof msg);
         if (rc)
             AS_ERROR("report", "final report of %u failed: %s", year, as_strerror(rc));

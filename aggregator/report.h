@@ -59,8 +59,9 @@ int as_report_write(as_report_t *r, uint32_t year, bool final, const char *out_d
 /* The deadline of year as Unix ms (from opts.deadline, +08:00). */
 uint64_t as_report_deadline_ms(const as_report_t *r, uint32_t year);
 
-/* Starts the schedule on loop: every minute, a year past its deadline and not locked gets its
- * final report; every draft_interval_s the current year gets a draft. */
+/* Starts the schedule on loop: every minute, the current or the previous year, past its deadline,
+ * not locked and with at least one activity, gets its final report; every draft_interval_s the
+ * current year gets a draft. */
 int as_report_schedule(as_report_t *r, uv_loop_t *loop);
 
 /* One check of the schedule at time now_ms (what the timer does; exposed for tests). */

@@ -20,7 +20,9 @@ import time
 from aidstat_testlib import (expected_totals, gen_csv, live_rows, main, parse_rows, run,
                              wait_for)
 
-YEAR = 2025
+# this year (+08:00): its deadline (12-31) has not passed, so the daemon's clock does not lock it
+# while the test runs
+YEAR = time.gmtime(time.time() + 8 * 3600).tm_year
 COUNTIES = [360730, 360124]
 
 

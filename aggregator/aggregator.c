@@ -246,7 +246,9 @@ as_aggregator_t *as_aggregator_new(const as_aggregator_opts_t *o, int *err)
         AS_ERROR("aggregator", "cannot create %s: %s", dir, as_strerror(rc));
         goto fail;
     }
-    as_ledger_opts_t lo = {.initial_map_bytes = o->map_bytes, .no_sync = o->no_sync};
+    as_ledger_opts_t lo = {.initial_map_bytes = o->map_bytes,
+                           .no_sync = o->no_sync,
+                           .grow_outside_groups = true};
     if (!(agg->ledger = as_ledger_new(dir, &lo, &rc))) {
         AS_ERROR("aggregator", "cannot open the ledger in %s: %s", dir, as_strerror(rc));
         goto fail;

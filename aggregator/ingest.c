@@ -364,6 +364,12 @@ static void s_maybe_commit(as_ingest_t *in)
         p->dirty = false;
         p->group_seq = 0;
     }
+    /* The map grows here, on the loop thread between callbacks: no read transaction is open
+     * and the previous group has finished, as LMDB requires for a resize. */
+    int grc = as_ledger_grow(in->ledger);
+    if (grc)
+        AS_WARN("ingest", "could not grow the ledger's map (%s); committing into the current one",
+                as_strerror(grc));
     g->work.data = g;
     int rc = uv_queue_work(in->loop, &g->work, s_commit_work, s_commit_done);
     if (rc) {

@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -242,6 +243,8 @@ struct as_ledger_s {
     uint64_t group_ms;        /* time of as_ledger_begin */
     uint64_t grow_margin;     /* bytes the largest group so far added to the file, doubled */
     bool must_grow;           /* the last group hit MDB_MAP_FULL */
+    bool grow_outside;        /* growth only in as_ledger_grow (opts.grow_outside_groups) */
+    atomic_int backups;       /* backups running in other threads (their reads block growth) */
     as_commit_info_t info;    /* of the open group */
     s_map_t ids;              /* id → seq + state, this group's dedup records */
     s_map_t cells, vrefs;     /* summed deltas */
@@ -335,6 +338,7 @@ as_ledger_t *as_ledger_new(const char *dir, const as_ledger_opts_t *opts, int *e
     as_division_init();
     l->source = -1;
     l->no_sync = opts && opts->no_sync;
+    l->grow_outside = opts && opts->grow_outside_groups;
     l->mapsize = opts && opts->initial_map_bytes ? opts->initial_map_bytes : MAP_DEFAULT;
     l->grow_margin = MARGIN_START;
     if (s_map_init(&l->ids, AS_ID_LEN, ID_VAL) || s_map_init(&l->cells, CELL_KEY, NM * 8) ||
@@ -528,11 +532,20 @@ static void s_reset_group(as_ledger_t *l)
     memset(&l->info, 0, sizeof l->info);
 }
 
+int as_ledger_grow(as_ledger_t *l)
+{
+    if (l->txn)
+        return AS_E_STATE;
+    if (atomic_load(&l->backups) > 0)
+        return 0; /* a backup's read transaction is open in another thread: next time */
+    return s_maybe_grow(l);
+}
+
 int as_ledger_begin(as_ledger_t *l)
 {
     if (l->txn)
         return AS_E_STATE;
-    int rc = s_maybe_grow(l);
+    int rc = l->grow_outside ? 0 : s_maybe_grow(l);
     if (rc)
         return rc;
     if ((rc = mdb_txn_begin(l->env, NULL, 0, &l->txn)) != 0) {
@@ -1573,7 +1586,9 @@ int as_ledger_backup(as_ledger_t *l, const char *dir)
         AS_ERROR("ledger", "cannot create %s: %s", dir, strerror(errno));
         return -errno;
     }
+    atomic_fetch_add(&l->backups, 1); /* no map growth while the copy reads */
     int rc = mdb_env_copy2(l->env, dir, MDB_CP_COMPACT);
+    atomic_fetch_sub(&l->backups, 1);
     return rc ? s_db("backing up the ledger", rc) : 0;
 }
 

@@ -20,6 +20,11 @@ typedef struct as_ledger_s as_ledger_t;
 typedef struct {
     size_t initial_map_bytes; /* 0: 64 MiB; the map grows by itself before it is full */
     bool no_sync;             /* true only for tests that do not need durability */
+    /* false: as_ledger_begin grows the map when needed (single-threaded users);
+     * true: only as_ledger_grow does, called by the owner at a moment when no transaction of
+     * the process is open — LMDB forbids resizing under any open transaction, and a daemon
+     * reads on one thread while it writes on another. */
+    bool grow_outside_groups;
 } as_ledger_opts_t;
 
 /* Opens (creating if needed) the ledger in directory dir (created if missing). opts may be NULL.
@@ -85,6 +90,12 @@ typedef struct {
     uint64_t last_heard_ms;
     char version[32];
 } as_collector_state_t;
+
+/* Grows the map when it is more than 70% used or has less room than the largest groups need
+ * (see opts.grow_outside_groups). The caller guarantees that no transaction of this process
+ * is open, in any thread; a running as_ledger_backup postpones growth. Returns 0, AS_E_STATE
+ * when the group transaction is open, or AS_E_DB. */
+int as_ledger_grow(as_ledger_t *l);
 
 /* Starts the write transaction of a group. Returns 0, AS_E_STATE if one is open, AS_E_DB. */
 int as_ledger_begin(as_ledger_t *l);

@@ -182,7 +182,7 @@ int main(int argc, char **argv)
             continue;
         char dir[256];
         snprintf(dir, sizeof dir, "%s/g%zu", base, gsize);
-        as_ledger_opts_t o = {0, no_sync};
+        as_ledger_opts_t o = {.no_sync = no_sync};
         int err = 0;
         as_ledger_t *l = as_ledger_new(dir, &o, &err);
         if (!l) {

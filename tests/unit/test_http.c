@@ -105,7 +105,7 @@ static int setup(void **state)
     assert_non_null(mkdtemp(f->dir));
     char path[128];
     int err = 0;
-    as_ledger_opts_t lo = {0, true};
+    as_ledger_opts_t lo = {.no_sync = true};
     snprintf(path, sizeof path, "%s/ledger", f->dir);
     f->ledger = as_ledger_new(path, &lo, &err);
     assert_non_null(f->ledger);

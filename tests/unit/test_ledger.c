@@ -28,7 +28,7 @@ typedef struct {
 
 static as_ledger_t *s_open(fx_t *f, size_t map)
 {
-    as_ledger_opts_t o = {map, true};
+    as_ledger_opts_t o = {.initial_map_bytes = map, .no_sync = true};
     int err = 0;
     as_ledger_t *l = as_ledger_new(f->path, &o, &err);
     assert_non_null(l);
@@ -761,7 +761,7 @@ static void test_log_reopen_abort(void **state)
     char bdir[128];
     snprintf(bdir, sizeof bdir, "%s/backup", f->dir);
     assert_int_equal(as_ledger_backup(f->l, bdir), 0);
-    as_ledger_opts_t o = {0, true};
+    as_ledger_opts_t o = {.no_sync = true};
     int err;
     as_ledger_t *copy = as_ledger_new(bdir, &o, &err);
     assert_non_null(copy);

@@ -1,6 +1,7 @@
 """Helpers for the feed tests: subscribers (`aidstat tail` or the Python example) as processes
 whose output goes to a file, loading events through real collectors, and the exactly-once check.
 """
+import atexit
 import json
 import os
 import signal
@@ -25,6 +26,18 @@ def example_python():
                          "python3-protobuf (make test does)")
 
 
+_RUNNING = []
+
+
+@atexit.register
+def _kill_left_over():
+    """A test that failed half way must not leave its subscribers running."""
+    for s in _RUNNING:
+        if s.alive():
+            s.proc.kill()
+            s.proc.wait()
+
+
 class Subscriber:
     """A running subscriber; stdout into a file (read back with lines()/seqs())."""
 
@@ -42,6 +55,7 @@ class Subscriber:
         self.out = open(self.out_path, "ab")
         self.err = open(self.err_path, "ab")
         self.proc = subprocess.Popen(self.args, stdout=self.out, stderr=self.err)
+        _RUNNING.append(self)
 
     def alive(self):
         return self.proc.poll() is None

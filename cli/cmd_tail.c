@@ -21,7 +21,6 @@
 #include <time.h>
 #include <zmq.h>
 
-
 #define S_BATCH       1024  /* live messages taken from the SUB socket before acting on them */
 #define S_QUERY_MS    3000  /* a query unanswered this long is resent on a fresh socket */
 #define S_SUB_RCVHWM  10000 /* what the SUB side may queue; a drop beyond it is replayed */

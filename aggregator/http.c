@@ -458,6 +458,38 @@ static void s_api_status(s_conn_t *c, const s_params_t *p)
         s_error(c, 500, "collectors: %s", as_strerror(rc));
         return;
     }
+    /* Overlay what the daemon heard since the last commit: backlog and last heard come with
+     * heartbeats; a collector heard but not yet committed is listed too. */
+    as_collector_live_t *live = NULL;
+    size_t nl = 0;
+    if (h->src.live_cb && h->src.live_cb(h->src.live_ctx, &live, &nl) == 0 && nl) {
+        as_collector_info_t *grown = realloc(ci, (n + nl) * sizeof *ci);
+        if (grown) {
+            ci = grown;
+            for (size_t j = 0; j < nl; j++) {
+                size_t i = 0;
+                while (i < n && strcmp(ci[i].st.collector_id, live[j].collector_id) != 0)
+                    i++;
+                if (i == n) {
+                    memset(&ci[n], 0, sizeof ci[n]);
+                    snprintf(ci[n].st.collector_id, sizeof ci[n].st.collector_id, "%s",
+                             live[j].collector_id);
+                    n++;
+                }
+                as_collector_state_t *st = &ci[i].st;
+                st->county = live[j].county;
+                st->backlog = live[j].backlog;
+                if (live[j].last_heard_ms > st->last_heard_ms)
+                    st->last_heard_ms = live[j].last_heard_ms;
+                if (live[j].last_batch_seq > st->last_batch_seq)
+                    st->last_batch_seq = live[j].last_batch_seq;
+                if (live[j].version[0])
+                    snprintf(st->version, sizeof st->version, "%s", live[j].version);
+                ci[i].rejected += live[j].rejected_extra;
+            }
+        }
+    }
+    free(live);
     uint64_t now = s_now_ms();
     json_t *list = json_array();
     size_t connected = 0;

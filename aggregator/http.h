@@ -6,6 +6,7 @@
 #define AS_HTTP_H
 
 #include "ledger.h"
+#include "query.h"
 #include "metrics.h"
 #include "monitor.h"
 
@@ -24,6 +25,10 @@ typedef struct {
     /* Whether a collector is connected now; NULL: heard from within the last 30 s. */
     bool (*is_connected_cb)(void *ctx, const char *collector_id);
     void *ctx;
+    /* What the daemon knows now of each collector (backlog and last heard from heartbeats,
+     * which the ledger stores only with the next commit); NULL: the ledger's copy. */
+    as_query_live_cb live_cb;
+    void *live_ctx;
 } as_http_source_t;
 
 typedef struct {

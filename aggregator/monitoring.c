@@ -35,7 +35,13 @@ as_monitoring_t *as_monitoring_new(uv_loop_t *loop, as_ledger_t *ledger,
     if (as_monitor_catch_up(m->monitor, ledger) != 0)
         AS_WARN("http", "could not read the event log for completeness and flags yet; "
                         "retrying after the next commit");
-    as_http_source_t src = {ledger, m->monitor, m->metrics, opts->is_connected_cb, opts->ctx};
+    as_http_source_t src = {.ledger = ledger,
+                            .monitor = m->monitor,
+                            .metrics = m->metrics,
+                            .is_connected_cb = opts->is_connected_cb,
+                            .ctx = opts->ctx,
+                            .live_cb = opts->live_cb,
+                            .live_ctx = opts->live_ctx};
     as_http_opts_t hopts = {.silent_after_s = opts->silent_after_s};
     const char *listen = opts->listen && opts->listen[0] ? opts->listen : "127.0.0.1:7680";
     m->http = as_http_new(loop, listen, &src, &hopts, err);

@@ -22,6 +22,8 @@ typedef struct {
     /* Whether a collector is connected now (the daemon knows); NULL: heard within 30 s. */
     bool (*is_connected_cb)(void *ctx, const char *collector_id);
     void *ctx;
+    as_query_live_cb live_cb; /* live backlog and last heard (see as_http_source_t) */
+    void *live_ctx;
 } as_monitoring_opts_t;
 
 /* Opens the monitor store, catches it up with the ledger's event log and starts the HTTP

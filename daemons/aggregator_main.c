@@ -202,7 +202,9 @@ int main(int argc, char **argv)
                                    .data_dir = o.data,
                                    .no_sync = o.no_sync,
                                    .is_connected_cb = s_is_connected,
-                                   .ctx = as_aggregator_ingest(d.agg)};
+                                   .ctx = as_aggregator_ingest(d.agg),
+                                   .live_cb = as_ingest_live,
+                                   .live_ctx = as_aggregator_ingest(d.agg)};
         d.mon = as_monitoring_new(as_aggregator_loop(d.agg), as_aggregator_ledger(d.agg), &mo, &rc);
         if (!d.mon) {
             AS_ERROR("aggregator", "cannot serve HTTP on %s: %s", o.http, as_strerror(rc));

@@ -145,7 +145,10 @@ def test(c):
 
     check_totals_against_query(c)
 
-    # status: the same collectors as `aidstat status`, all connected
+    # status: the same collectors as `aidstat status`, all connected; backlogs come with the
+    # collectors' heartbeats (each second), so wait for the drained ones to be told
+    wait_for(lambda: all(x["backlog"] == 0 for x in get_json(c, "/api/status")["collectors"]),
+             30, "backlogs of 0 in /api/status")
     api = get_json(c, "/api/status")
     cli = c.status_json()
     assert sorted(x["collector_id"] for x in api["collectors"]) == \

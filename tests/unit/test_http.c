@@ -114,7 +114,7 @@ static int setup(void **state)
     assert_non_null(f->monitor);
     f->metrics = as_metrics_new();
     assert_int_equal(uv_loop_init(&f->loop), 0);
-    as_http_source_t src = {f->ledger, f->monitor, f->metrics, NULL, NULL};
+    as_http_source_t src = {.ledger = f->ledger, .monitor = f->monitor, .metrics = f->metrics};
     as_http_opts_t opts = {.header_timeout_ms = 300, .heartbeat_ms = 200, .push_delay_ms = 10};
     f->http = as_http_new(&f->loop, "127.0.0.1:0", &src, &opts, &err);
     assert_non_null(f->http);
@@ -665,7 +665,7 @@ static void test_bad_listen_address(void **state)
 {
     fx_t *f = *state;
     int err = 0;
-    as_http_source_t src = {f->ledger, NULL, NULL, NULL, NULL};
+    as_http_source_t src = {.ledger = f->ledger};
     assert_null(as_http_new(&f->loop, "nonsense", &src, NULL, &err));
     assert_int_equal(err, AS_E_INVALID);
     char busy[64];

@@ -48,7 +48,7 @@
  * across groups.
  */
 
-#define SCHEMA_VERSION 2
+#define SCHEMA_VERSION 3
 #define MAP_DEFAULT    (64u << 20)
 #define NM             12 /* additive measures, in the order of s_add_measures */
 #define NG             (NM + 4)
@@ -381,8 +381,9 @@ as_ledger_t *as_ledger_new(const char *dir, const as_ledger_opts_t *opts, int *e
         goto fail;
     if (schema == 0 && (rc = s_meta_put(txn, l->db_meta, "schema", SCHEMA_VERSION)) != 0)
         goto fail;
-    if (schema > SCHEMA_VERSION) {
-        AS_ERROR("ledger", "%s holds schema %llu, newer than this program's %d; not opened", dir,
+    if (schema != 0 && schema != SCHEMA_VERSION) {
+        /* schema 2 stored the scope totals uncompressed; there is no converter */
+        AS_ERROR("ledger", "%s holds schema %llu, not this program's %d; not opened", dir,
                  (unsigned long long)schema, SCHEMA_VERSION);
         mdb_txn_abort(txn);
         mdb_env_close(l->env);
@@ -732,6 +733,14 @@ static bool s_poverty(uint32_t county)
     return d && d->poverty;
 }
 
+static bool s_all_zero(const uint8_t *v, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (v[i])
+            return false;
+    return true;
+}
+
 /* The cell key's attribute tail (county … level), shared by cells and vrefs. */
 static void s_attrs(uint8_t *p, const as_event_t *ev, const as_org_info_t *org)
 {
@@ -811,52 +820,9 @@ static int32_t s_i32(const uint8_t *p, int slot)
     return n;
 }
 
-/* An event's share of the blocks, org rows and village sets, for one supervisor scope. */
-static int s_contribute_scopes(as_ledger_t *l, const as_event_t *ev, uint16_t year, uint16_t sup,
-                               const int64_t m[NM], const uint8_t sl[6],
-                               const uint32_t codes[NLV + 1], const uint8_t org[18], int sign)
-{
-    uint8_t *v;
-    for (uint8_t lv = LV_COUNTY; lv <= NLV; lv++) {
-        uint8_t bk[BLOCK_KEY];
-        s_block_key(bk, year, lv, sup, codes[lv]);
-        if (!(v = s_map_upsert(lv == LV_COUNTY ? &l->blocks_c : &l->blocks, bk, NULL)))
-            return ENOMEM;
-        for (int i = 0; i < 6; i++)
-            s_add_i64(v + (size_t)sl[i] * NG * 8, m, NM, sign);
-        uint8_t ok[OREF_KEY];
-        s_oref_key(ok, year, lv, codes[lv], sup, org);
-        if (!(v = s_map_upsert(lv == LV_COUNTY ? &l->orefs_c : &l->orefs, ok, NULL)))
-            return ENOMEM;
-        s_add_i64(v, m, NM, sign);
-        for (int i = 0; i < 6; i++)
-            s_add_i32(v + NG * 8, sl[i], sign);
-    }
-    if (!ev->village[0])
-        return 0;
-    uint8_t vk[VSET_KEY], wk[VORG_KEY];
-    s_be(vk, year, 2);
-    s_be(vk + 2, ev->county, 3);
-    s_be(vk + 5, sup, 2);
-    memset(vk + 7, 0, 12);
-    memcpy(vk + 7, ev->village, strnlen(ev->village, 12));
-    memcpy(wk, vk, 7);
-    memcpy(wk + 7, org, 18);
-    memcpy(wk + 25, vk + 7, 12);
-    for (int deep = 0; deep <= (ev->deep_village ? 1 : 0); deep++) {
-        vk[19] = wk[37] = deep ? K_DEEP : K_VILLAGE;
-        if (!(v = s_map_upsert(&l->vsets, vk, NULL)))
-            return ENOMEM;
-        for (int i = 0; i < 6; i++)
-            s_add_i32(v, sl[i], sign);
-        if (!(v = s_map_upsert(&l->vorgs, wk, NULL)))
-            return ENOMEM;
-        s_add_i32(v, 0, sign);
-    }
-    return 0;
-}
-
-/* Adds (sign +1) or subtracts (-1) an event's contribution to this group's deltas. */
+/* Adds (sign +1) or subtracts (-1) an event's contribution to this group's deltas: only its
+ * finest records (cell, village references) and its organisation's name; the coarser records
+ * are derived from the group's summed finest records at commit (s_spread). */
 static int s_contribute(as_ledger_t *l, const as_event_t *ev, const as_org_info_t *org, int sign)
 {
     int64_t m[NM];
@@ -889,18 +855,6 @@ static int s_contribute(as_ledger_t *l, const as_event_t *ev, const as_org_info_
             memcpy(v, &n, 8);
         }
     }
-
-    uint32_t codes[NLV + 1];
-    s_codes(ev->county, codes);
-    uint8_t sl[6], org18[18];
-    s_slots(ev, sl);
-    s_code18(org18, ev->org_code);
-    int rc;
-    if ((rc = s_contribute_scopes(l, ev, year, SUP_ANY, m, sl, codes, org18, sign)) != 0)
-        return rc;
-    if (org->supervisor != SUP_ANY &&
-        (rc = s_contribute_scopes(l, ev, year, org->supervisor, m, sl, codes, org18, sign)) != 0)
-        return rc;
     if (sign > 0) {
         uint8_t ok[AS_CODE_LEN];
         s_code18(ok, ev->org_code);
@@ -909,6 +863,140 @@ static int s_contribute(as_ledger_t *l, const as_event_t *ev, const as_org_info_
         snprintf((char *)v, AS_NAME_MAX + 1, "%s", ev->org_name);
     }
     return 0;
+}
+
+/* The block slots of a cell key's attribute tail (see s_attrs). */
+static void s_slots_of(const uint8_t *a, uint8_t sl[6])
+{
+    as_event_t ev;
+    ev.date = (uint32_t)a[3] * 100;
+    ev.area = a[4];
+    ev.project = a[5];
+    ev.group = a[6];
+    ev.funding = a[7];
+    s_slots(&ev, sl);
+}
+
+/* A summed cell delta d (NM columns; d[0] is its live events) into the county blocks and
+ * county org rows of supervisor scope sup. */
+static int s_spread_cell(as_ledger_t *l, const uint8_t *ck, uint16_t sup, const int64_t *d,
+                         const uint8_t sl[6])
+{
+    uint16_t year = (uint16_t)s_get_be(ck, 2);
+    uint32_t county = (uint32_t)s_get_be(ck + 2, 3);
+    uint8_t bk[BLOCK_KEY], ok[OREF_KEY], *v;
+    s_block_key(bk, year, LV_COUNTY, sup, county);
+    if (!(v = s_map_upsert(&l->blocks_c, bk, NULL)))
+        return ENOMEM;
+    for (int i = 0; i < 6; i++)
+        s_add_i64(v + (size_t)sl[i] * NG * 8, d, NM, 1);
+    s_oref_key(ok, year, LV_COUNTY, county, sup, ck + 14);
+    if (!(v = s_map_upsert(&l->orefs_c, ok, NULL)))
+        return ENOMEM;
+    s_add_i64(v, d, NM, 1);
+    for (int i = 0; i < 6; i++)
+        s_add_i32(v + NG * 8, sl[i], (int)d[0]);
+    return 0;
+}
+
+/* A summed village reference delta n into the village sets and organisation-village references
+ * of supervisor scope sup. */
+static int s_spread_vref(as_ledger_t *l, const uint8_t *vk, uint16_t sup, int n,
+                         const uint8_t sl[6])
+{
+    uint8_t sk[VSET_KEY], wk[VORG_KEY], *v;
+    memcpy(sk, vk, 5);
+    s_be(sk + 5, sup, 2);
+    memcpy(sk + 7, vk + 15, 12);
+    sk[19] = vk[14];
+    memcpy(wk, sk, 7);
+    memcpy(wk + 7, vk + 27, 18);
+    memcpy(wk + 25, vk + 15, 12);
+    wk[37] = vk[14];
+    if (!(v = s_map_upsert(&l->vsets, sk, NULL)))
+        return ENOMEM;
+    for (int i = 0; i < 6; i++)
+        s_add_i32(v, sl[i], n);
+    if (!(v = s_map_upsert(&l->vorgs, wk, NULL)))
+        return ENOMEM;
+    s_add_i32(v, 0, n);
+    return 0;
+}
+
+/* Derives the group's coarser deltas from its summed finest records, once per distinct key
+ * rather than once per event: the county blocks and org rows from the cells, the village sets
+ * from the village references, then the coarser levels' additive columns and live counters
+ * from the county ones (their distinct columns move only on transitions, at the flushes). */
+static int s_spread(as_ledger_t *l)
+{
+    int rc = 0;
+    for (size_t j = 0; j < l->cells.n && rc == 0; j++) {
+        const uint8_t *ck = s_map_key(&l->cells, l->cells.order[j]);
+        int64_t d[NM];
+        memcpy(d, s_map_val(&l->cells, l->cells.order[j]), sizeof d);
+        if (s_all_zero((const uint8_t *)d, sizeof d))
+            continue;
+        uint8_t sl[6];
+        s_slots_of(ck + 2, sl);
+        uint16_t sup = (uint16_t)s_get_be(ck + 10, 2);
+        rc = s_spread_cell(l, ck, SUP_ANY, d, sl);
+        if (rc == 0 && sup != SUP_ANY)
+            rc = s_spread_cell(l, ck, sup, d, sl);
+    }
+    for (size_t j = 0; j < l->vrefs.n && rc == 0; j++) {
+        const uint8_t *vk = s_map_key(&l->vrefs, l->vrefs.order[j]);
+        int64_t n;
+        memcpy(&n, s_map_val(&l->vrefs, l->vrefs.order[j]), 8);
+        if (!n)
+            continue;
+        uint8_t sl[6];
+        s_slots_of(vk + 2, sl);
+        uint16_t sup = (uint16_t)s_get_be(vk + 10, 2);
+        rc = s_spread_vref(l, vk, SUP_ANY, (int)n, sl);
+        if (rc == 0 && sup != SUP_ANY)
+            rc = s_spread_vref(l, vk, sup, (int)n, sl);
+    }
+    for (size_t j = 0; j < l->blocks_c.n && rc == 0; j++) {
+        const uint8_t *bk = s_map_key(&l->blocks_c, l->blocks_c.order[j]);
+        const uint8_t *src = s_map_val(&l->blocks_c, l->blocks_c.order[j]);
+        uint32_t codes[NLV + 1];
+        s_codes((uint32_t)s_get_be(bk + 5, 3), codes);
+        for (uint8_t lv = LV_CITY; lv <= NLV && rc == 0; lv++) {
+            uint8_t k[BLOCK_KEY], *v;
+            s_block_key(k, (uint16_t)s_get_be(bk, 2), lv, (uint16_t)s_get_be(bk + 3, 2), codes[lv]);
+            if (!(v = s_map_upsert(&l->blocks, k, NULL))) {
+                rc = ENOMEM;
+                break;
+            }
+            for (int s = 0; s < NS; s++) {
+                int64_t d[NM];
+                memcpy(d, src + (size_t)s * NG * 8, sizeof d);
+                if (!s_all_zero((const uint8_t *)d, sizeof d))
+                    s_add_i64(v + (size_t)s * NG * 8, d, NM, 1);
+            }
+        }
+    }
+    for (size_t j = 0; j < l->orefs_c.n && rc == 0; j++) {
+        const uint8_t *ok = s_map_key(&l->orefs_c, l->orefs_c.order[j]);
+        const uint8_t *src = s_map_val(&l->orefs_c, l->orefs_c.order[j]);
+        uint32_t codes[NLV + 1];
+        s_codes((uint32_t)s_get_be(ok + 3, 3), codes);
+        int64_t d[NM];
+        memcpy(d, src, sizeof d);
+        for (uint8_t lv = LV_CITY; lv <= NLV; lv++) {
+            uint8_t k[OREF_KEY], *v;
+            s_oref_key(k, (uint16_t)s_get_be(ok, 2), lv, codes[lv], (uint16_t)s_get_be(ok + 6, 2),
+                       ok + 8);
+            if (!(v = s_map_upsert(&l->orefs, k, NULL))) {
+                rc = ENOMEM;
+                break;
+            }
+            s_add_i64(v, d, NM, 1);
+            for (int s = 0; s < NS; s++)
+                s_add_i32(v + NG * 8, s, s_i32(src + NG * 8, s));
+        }
+    }
+    return rc;
 }
 
 /* Appends ev to the log as seq. */
@@ -1020,14 +1108,6 @@ int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res)
 }
 
 /* ---- commit: write each summed key once, in key order ------------------------------------ */
-
-static bool s_all_zero(const uint8_t *v, size_t n)
-{
-    for (size_t i = 0; i < n; i++)
-        if (v[i])
-            return false;
-    return true;
-}
 
 static int s_flush_ids(as_ledger_t *l)
 {
@@ -1240,19 +1320,55 @@ static int s_flush_refs(as_ledger_t *l, s_map_t *m, MDB_dbi dbi, int nm, int nc,
     return rc;
 }
 
-#define BLOCK_ENTRY (1 + NG * 8) /* a stored slot: slot byte, NG i64 */
+/* A stored block is sparse and compact, so that it stays well under LMDB's overflow size and a
+ * commit dirties few pages: per live slot, the slot byte, a 16-bit little-endian mask of its
+ * non-zero columns, then each of those columns as a zigzag LEB128 varint. */
+#define BLOCK_ENC_MAX ((size_t)NS * (3 + NG * 10))
+
+static size_t s_block_encode_slot(uint8_t *p, int slot, const int64_t *cols)
+{
+    size_t n = 3;
+    unsigned mask = 0;
+    p[0] = (uint8_t)slot;
+    for (int i = 0; i < NG; i++) {
+        if (!cols[i])
+            continue;
+        mask |= 1u << i;
+        uint64_t z = ((uint64_t)cols[i] << 1) ^ (uint64_t)(cols[i] >> 63);
+        for (; z >= 0x80; z >>= 7)
+            p[n++] = (uint8_t)(z | 0x80);
+        p[n++] = (uint8_t)z;
+    }
+    p[1] = (uint8_t)mask;
+    p[2] = (uint8_t)(mask >> 8);
+    return n;
+}
 
 /* A stored block (sparse) into NS × NG dense columns. */
 static int s_block_decode(const MDB_val *v, int64_t *dense)
 {
     memset(dense, 0, BLOCK_VAL);
-    if (v->mv_size % BLOCK_ENTRY)
-        return MDB_CORRUPTED;
-    const uint8_t *p = v->mv_data;
-    for (size_t i = 0; i < v->mv_size / BLOCK_ENTRY; i++, p += BLOCK_ENTRY) {
-        if (p[0] >= NS)
+    const uint8_t *p = v->mv_data, *end = p + v->mv_size;
+    while (p < end) {
+        if (end - p < 3 || p[0] >= NS)
             return MDB_CORRUPTED;
-        memcpy(dense + (size_t)p[0] * NG, p + 1, NG * 8);
+        int64_t *cols = dense + (size_t)p[0] * NG;
+        unsigned mask = p[1] | (unsigned)p[2] << 8;
+        p += 3;
+        for (int i = 0; i < NG; i++) {
+            if (!(mask >> i & 1))
+                continue;
+            uint64_t z = 0;
+            for (int sh = 0;; sh += 7) {
+                if (p == end || sh > 63)
+                    return MDB_CORRUPTED;
+                uint8_t b = *p++;
+                z |= (uint64_t)(b & 0x7f) << sh;
+                if (!(b & 0x80))
+                    break;
+            }
+            cols[i] = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+        }
     }
     return 0;
 }
@@ -1267,7 +1383,7 @@ static int s_flush_blocks(as_ledger_t *l, s_map_t *m, bool counties)
     if (rc)
         return rc;
     int64_t *cur = malloc(BLOCK_VAL), *d = malloc(BLOCK_VAL);
-    uint8_t *enc = malloc((size_t)NS * BLOCK_ENTRY);
+    uint8_t *enc = malloc(BLOCK_ENC_MAX);
     if (!cur || !d || !enc)
         rc = ENOMEM;
     for (size_t j = 0; j < m->n && rc == 0; j++) {
@@ -1301,11 +1417,8 @@ static int s_flush_blocks(as_ledger_t *l, s_map_t *m, bool counties)
                             (uint32_t)s_get_be(key + 5, 3), LV_CITY, s, NM + 3, before ? -1 : +1);
                 }
             }
-            if (cs[0] > 0) {
-                enc[n * BLOCK_ENTRY] = (uint8_t)s;
-                memcpy(enc + n * BLOCK_ENTRY + 1, cs, NG * 8);
-                n++;
-            }
+            if (cs[0] > 0)
+                n += s_block_encode_slot(enc + n, s, cs);
         }
         if (rc || !changed)
             continue;
@@ -1314,7 +1427,7 @@ static int s_flush_blocks(as_ledger_t *l, s_map_t *m, bool counties)
         if (n == 0) {
             rc = had ? mdb_cursor_del(c, 0) : 0;
         } else {
-            MDB_val nv = {n * BLOCK_ENTRY, enc};
+            MDB_val nv = {n, enc};
             rc = mdb_cursor_put(c, &k, &nv, 0);
         }
     }
@@ -1387,6 +1500,9 @@ int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info)
         goto fail;
     what = "writing village references";
     if ((rc = s_flush_sum(l, &l->vrefs, l->db_vrefs, 1)) != 0)
+        goto fail;
+    what = "summing scope totals";
+    if ((rc = s_spread(l)) != 0)
         goto fail;
     /* finer records first: their 0 ↔ n transitions add to the coarser ones' deltas */
     what = "writing village sets";

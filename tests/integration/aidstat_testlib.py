@@ -144,6 +144,26 @@ class Cluster:
         self.collectors[county] = c
         return c
 
+    def collector_status(self, county, timeout_ms=5000):
+        """The collector's own view (its control endpoint): backlog, rejected, connected."""
+        import zmq
+        ctx = zmq.Context.instance()
+        sock = ctx.socket(zmq.REQ)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.setsockopt(zmq.RCVTIMEO, timeout_ms)
+        try:
+            sock.connect(self.control(county))
+            sock.send(b"status")
+            return json.loads(sock.recv())
+        finally:
+            sock.close()
+
+    def wait_drained(self, counties=None, timeout=120):
+        """Waits until every (named) collector's outbox is empty, as the collector itself says."""
+        counties = list(counties or self.collectors)
+        wait_for(lambda: all(self.collector_status(k)["backlog"] == 0 for k in counties),
+                 timeout, "outboxes to drain", interval=0.2)
+
     def drop(self, county, name, content):
         """Drops a file into a collector's spool atomically (write a .tmp, then rename)."""
         spool = self.spool(county)

@@ -130,8 +130,7 @@ def settle(c, counties, tags, timeout=180):
         return all(os.path.exists(os.path.join(c.done(k), f"{t}-{k}.csv"))
                    for k in counties for t in tags)
     wait_for(files_done, timeout, "files to be taken", interval=0.2)
-    wait_for(lambda: all(x["backlog"] == 0 for x in c.status_json()["collectors"]), timeout,
-             "outboxes to drain", interval=0.2)
+    c.wait_drained(counties, timeout)
     prev = [-1]
 
     def stable():

@@ -33,8 +33,7 @@ def test(c):
     # every file taken: moved to done/, every outbox drained
     for county in COUNTIES:
         assert os.path.exists(os.path.join(c.done(county), f"activities-{county}.csv"))
-    wait_for(lambda: all(x["backlog"] == 0 for x in c.status_json()["collectors"]), 30,
-             "backlogs to drain")
+    c.wait_drained()
     st = c.status_json()
     assert len(st["collectors"]) == 3, st
     for county, d in c.collectors.items():

@@ -28,8 +28,7 @@ def test(c):
     exp = expected_totals(live, YEAR, "county")
     wait_for(lambda: assert_totals_equal(c.query_json(YEAR, "county"), exp) or True, 120,
              "totals after the aggregator came back")
-    wait_for(lambda: all(x["backlog"] == 0 for x in c.status_json()["collectors"]), 30,
-             "backlogs to drain")
+    c.wait_drained()
     # down again, more data, back again
     c.aggregator.stop()
     text = gen_csv([COUNTIES[0]], 2000, YEAR, seed=39)

@@ -364,8 +364,8 @@ static void s_check_measures(const char *path, size_t row, char **cells, size_t 
 static void s_check_dim(const char *dir, const char *file, uint32_t year, int dim, int unit,
                         const int *which, size_t nw)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s.csv", dir, file);
+    char path[1024];
+    assert_true((size_t)snprintf(path, sizeof path, "%s/%s.csv", dir, file) < sizeof path);
     s_csv_t c = s_read_csv(path);
     assert_true(c.nrows >= 2);
     size_t data_rows = 0;

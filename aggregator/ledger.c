@@ -33,8 +33,8 @@
  *           rows) + NS live-event counters per slot; a counter's 0 ↔ 1 moves the block slot's
  *           distinct organisations
  *   vsets   year·county·sup·village·kind(village|deep) → NS live-event counters per slot; a
- *           counter's 0 ↔ 1 moves the distinct villages of the slot in every level's block (a
- *           village lies in one county)
+ *           counter's 0 ↔ 1 moves the distinct villages of the slot in the county block, and
+ *           through it every level's (a village lies in one county, so villages sum)
  *   vorgs   year·county·sup·org·village·kind → live events; 0 ↔ 1 moves the org rows' villages
  *   Distinct counties: a county block slot's (or a county org row's) 0 ↔ 1 moves the slot of
  *   the coarser levels. Per group, the unique keys of these tables are few (coarse keys), and
@@ -923,11 +923,10 @@ static int s_spread_vref(as_ledger_t *l, const uint8_t *vk, uint16_t sup, int n,
     return 0;
 }
 
-/* Derives the group's coarser deltas from its summed finest records, once per distinct key
- * rather than once per event: the county blocks and org rows from the cells, the village sets
- * from the village references, then the coarser levels' additive columns and live counters
- * from the county ones (their distinct columns move only on transitions, at the flushes). */
-static int s_spread(as_ledger_t *l)
+/* Derives the group's county-level deltas from its summed finest records, once per distinct
+ * key rather than once per event: the county blocks and org rows from the cells, the village
+ * sets and organisation-village references from the village references. */
+static int s_spread_finest(as_ledger_t *l)
 {
     int rc = 0;
     for (size_t j = 0; j < l->cells.n && rc == 0; j++) {
@@ -956,6 +955,30 @@ static int s_spread(as_ledger_t *l)
         if (rc == 0 && sup != SUP_ANY)
             rc = s_spread_vref(l, vk, sup, (int)n, sl);
     }
+    return rc;
+}
+
+/* Adds the columns of a county record that sum over counties (the additive measures, and the
+ * distinct villages: a village lies in one county) to a coarser record. Distinct organisations
+ * and counties do not sum; they move on transitions at the flushes. */
+static void s_add_summable(uint8_t *dst, const uint8_t *src)
+{
+    int64_t d[NG], v[NG];
+    memcpy(d, src, sizeof d);
+    if (s_all_zero((const uint8_t *)d, sizeof d))
+        return;
+    memcpy(v, dst, sizeof v);
+    for (int i = 0; i < NM + 3; i++)
+        if (i != NM)
+            v[i] += d[i];
+    memcpy(dst, v, sizeof v);
+}
+
+/* The coarser levels' deltas from the county ones, once per county record (after the village
+ * flushes, whose transitions move the county records' villages only). */
+static int s_spread_coarse(as_ledger_t *l)
+{
+    int rc = 0;
     for (size_t j = 0; j < l->blocks_c.n && rc == 0; j++) {
         const uint8_t *bk = s_map_key(&l->blocks_c, l->blocks_c.order[j]);
         const uint8_t *src = s_map_val(&l->blocks_c, l->blocks_c.order[j]);
@@ -968,12 +991,8 @@ static int s_spread(as_ledger_t *l)
                 rc = ENOMEM;
                 break;
             }
-            for (int s = 0; s < NS; s++) {
-                int64_t d[NM];
-                memcpy(d, src + (size_t)s * NG * 8, sizeof d);
-                if (!s_all_zero((const uint8_t *)d, sizeof d))
-                    s_add_i64(v + (size_t)s * NG * 8, d, NM, 1);
-            }
+            for (int s = 0; s < NS; s++)
+                s_add_summable(v + (size_t)s * NG * 8, src + (size_t)s * NG * 8);
         }
     }
     for (size_t j = 0; j < l->orefs_c.n && rc == 0; j++) {
@@ -981,8 +1000,6 @@ static int s_spread(as_ledger_t *l)
         const uint8_t *src = s_map_val(&l->orefs_c, l->orefs_c.order[j]);
         uint32_t codes[NLV + 1];
         s_codes((uint32_t)s_get_be(ok + 3, 3), codes);
-        int64_t d[NM];
-        memcpy(d, src, sizeof d);
         for (uint8_t lv = LV_CITY; lv <= NLV; lv++) {
             uint8_t k[OREF_KEY], *v;
             s_oref_key(k, (uint16_t)s_get_be(ok, 2), lv, codes[lv], (uint16_t)s_get_be(ok + 6, 2),
@@ -991,7 +1008,7 @@ static int s_spread(as_ledger_t *l)
                 rc = ENOMEM;
                 break;
             }
-            s_add_i64(v, d, NM, 1);
+            s_add_summable(v, src);
             for (int s = 0; s < NS; s++)
                 s_add_i32(v + NG * 8, s, s_i32(src + NG * 8, s));
         }
@@ -1197,30 +1214,26 @@ static int s_bump_blocks(as_ledger_t *l, uint16_t year, uint16_t sup, uint32_t c
     return 0;
 }
 
-/* A village set's slot went 0 → n (dir +1) or n → 0: the slot's villages in every level. */
+/* A village set's slot went 0 → n (dir +1) or n → 0: the slot's villages in its county block
+ * (s_spread_coarse carries them to the coarser levels). */
 static int s_vset_transition(as_ledger_t *l, const uint8_t *k, int slot, int dir)
 {
-    return s_bump_blocks(l, (uint16_t)s_get_be(k, 2), (uint16_t)s_get_be(k + 5, 2),
-                         (uint32_t)s_get_be(k + 2, 3), LV_COUNTY, slot,
-                         k[19] == K_DEEP ? NM + 2 : NM + 1, dir);
+    uint8_t bk[BLOCK_KEY];
+    s_block_key(bk, (uint16_t)s_get_be(k, 2), LV_COUNTY, (uint16_t)s_get_be(k + 5, 2),
+                (uint32_t)s_get_be(k + 2, 3));
+    return s_bump(&l->blocks_c, bk, ((size_t)slot * NG + (k[19] == K_DEEP ? NM + 2 : NM + 1)) * 8,
+                  dir);
 }
 
-/* An organisation's first (last) live event in a village: the org rows' villages move. */
+/* An organisation's first (last) live event in a village: its county org row's villages move
+ * (s_spread_coarse carries them to the coarser levels). */
 static int s_vorg_transition(as_ledger_t *l, const uint8_t *k, int slot, int dir)
 {
     (void)slot;
-    uint32_t codes[NLV + 1];
-    s_codes((uint32_t)s_get_be(k + 2, 3), codes);
-    for (uint8_t lv = LV_COUNTY; lv <= NLV; lv++) {
-        uint8_t ok[OREF_KEY];
-        s_oref_key(ok, (uint16_t)s_get_be(k, 2), lv, codes[lv], (uint16_t)s_get_be(k + 5, 2),
-                   k + 7);
-        int rc = s_bump(lv == LV_COUNTY ? &l->orefs_c : &l->orefs, ok,
-                        (size_t)(k[37] == K_DEEP ? NM + 2 : NM + 1) * 8, dir);
-        if (rc)
-            return rc;
-    }
-    return 0;
+    uint8_t ok[OREF_KEY];
+    s_oref_key(ok, (uint16_t)s_get_be(k, 2), LV_COUNTY, (uint32_t)s_get_be(k + 2, 3),
+               (uint16_t)s_get_be(k + 5, 2), k + 7);
+    return s_bump(&l->orefs_c, ok, (size_t)(k[37] == K_DEEP ? NM + 2 : NM + 1) * 8, dir);
 }
 
 /* An organisation's slot in a scope went 0 ↔ n: the block slot's organisations move; a county
@@ -1254,6 +1267,50 @@ static void s_oref_fix(const uint8_t *k, int64_t *meas, bool live)
         meas[NM + 3] = live;
 }
 
+/* Reference records (org rows, village sets, organisation-village references) are stored
+ * compact: a bitmask of the non-zero columns (one bit per column, little-endian bytes), then each
+ * of those columns as a zigzag LEB128 varint. Most of a record's per-slot counters are 0. */
+#define REC_MAX (((NG + NS) + 7) / 8 + (NG + NS) * 10)
+
+static size_t s_rec_encode(uint8_t *p, const int64_t *cols, int n)
+{
+    size_t mb = ((size_t)n + 7) / 8, o = mb;
+    memset(p, 0, mb);
+    for (int i = 0; i < n; i++) {
+        if (!cols[i])
+            continue;
+        p[i / 8] |= (uint8_t)(1u << (i % 8));
+        uint64_t z = ((uint64_t)cols[i] << 1) ^ (uint64_t)(cols[i] >> 63);
+        for (; z >= 0x80; z >>= 7)
+            p[o++] = (uint8_t)(z | 0x80);
+        p[o++] = (uint8_t)z;
+    }
+    return o;
+}
+
+static int s_rec_decode(const uint8_t *p, size_t len, int64_t *cols, int n)
+{
+    size_t mb = ((size_t)n + 7) / 8, o = mb;
+    if (len < mb)
+        return MDB_CORRUPTED;
+    for (int i = 0; i < n; i++) {
+        cols[i] = 0;
+        if (!(p[i / 8] >> (i % 8) & 1))
+            continue;
+        uint64_t z = 0;
+        for (int sh = 0;; sh += 7) {
+            if (o == len || sh > 63)
+                return MDB_CORRUPTED;
+            uint8_t b = p[o++];
+            z |= (uint64_t)(b & 0x7f) << sh;
+            if (!(b & 0x80))
+                break;
+        }
+        cols[i] = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+    }
+    return o == len ? 0 : MDB_CORRUPTED;
+}
+
 /* Adds the summed deltas of reference records — nm i64 measures, then nc i32 live-event
  * counters per slot (counter 0: the record's live events) — to the stored ones; a record
  * whose counter 0 reaches 0 is deleted. on_slot is told each counter's 0 → n and n → 0. */
@@ -1267,7 +1324,7 @@ static int s_flush_refs(as_ledger_t *l, s_map_t *m, MDB_dbi dbi, int nm, int nc,
     if (rc)
         return rc;
     size_t vbytes = (size_t)nm * 8 + (size_t)nc * 4;
-    uint8_t cur[OREF_VAL];
+    uint8_t cur[OREF_VAL], enc[REC_MAX];
     for (size_t j = 0; j < m->n && rc == 0; j++) {
         uint8_t *key = s_map_key(m, m->order[j]), *delta = s_map_val(m, m->order[j]);
         if (s_all_zero(delta, vbytes))
@@ -1275,12 +1332,16 @@ static int s_flush_refs(as_ledger_t *l, s_map_t *m, MDB_dbi dbi, int nm, int nc,
         MDB_val k = {m->klen, key}, v;
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
         bool had = rc == 0;
-        if (rc == 0 && v.mv_size == vbytes)
-            memcpy(cur, v.mv_data, vbytes);
-        else if (rc == MDB_NOTFOUND)
+        int64_t cols[NG + NS];
+        if (rc == 0 && (rc = s_rec_decode(v.mv_data, v.mv_size, cols, nm + nc)) == 0) {
+            memcpy(cur, cols, (size_t)nm * 8);
+            for (int s = 0; s < nc; s++) {
+                int32_t n32 = (int32_t)cols[nm + s];
+                memcpy(cur + nm * 8 + s * 4, &n32, 4);
+            }
+        } else if (rc == MDB_NOTFOUND) {
             memset(cur, 0, vbytes);
-        else {
-            rc = rc ? rc : MDB_CORRUPTED;
+        } else {
             break;
         }
         rc = 0;
@@ -1312,7 +1373,10 @@ static int s_flush_refs(as_ledger_t *l, s_map_t *m, MDB_dbi dbi, int nm, int nc,
         if (!live) {
             rc = had ? mdb_cursor_del(c, 0) : 0;
         } else {
-            MDB_val nv = {vbytes, cur};
+            memcpy(cols, cur, (size_t)nm * 8);
+            for (int s = 0; s < nc; s++)
+                cols[nm + s] = s_i32(cur + nm * 8, s);
+            MDB_val nv = {s_rec_encode(enc, cols, nm + nc), enc};
             rc = mdb_cursor_put(c, &k, &nv, 0);
         }
     }
@@ -1502,12 +1566,15 @@ int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info)
     if ((rc = s_flush_sum(l, &l->vrefs, l->db_vrefs, 1)) != 0)
         goto fail;
     what = "summing scope totals";
-    if ((rc = s_spread(l)) != 0)
+    if ((rc = s_spread_finest(l)) != 0)
         goto fail;
     /* finer records first: their 0 ↔ n transitions add to the coarser ones' deltas */
     what = "writing village sets";
     if ((rc = s_flush_refs(l, &l->vsets, l->db_vsets, 0, NS, s_vset_transition, NULL)) != 0 ||
         (rc = s_flush_refs(l, &l->vorgs, l->db_vorgs, 0, 1, s_vorg_transition, NULL)) != 0)
+        goto fail;
+    what = "summing scope totals";
+    if ((rc = s_spread_coarse(l)) != 0)
         goto fail;
     what = "writing organisation rows";
     if ((rc = s_flush_refs(l, &l->orefs_c, l->db_orefs, NG, NS, s_oref_transition, s_oref_fix)) !=
@@ -2207,12 +2274,11 @@ static int s_each_org(s_q_t *q, const s_ctx_t *ctx, s_row_cb cb, void *arg)
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
         if (k.mv_size != OREF_KEY || memcmp(k.mv_data, start, 8) != 0)
             break;
-        if (v.mv_size != OREF_VAL)
+        int64_t g[NG + NS];
+        if (s_rec_decode(v.mv_data, v.mv_size, g, NG + NS) != 0)
             continue;
         char key[24] = {0};
         memcpy(key, (const uint8_t *)k.mv_data + 8, 18);
-        int64_t g[NG];
-        memcpy(g, v.mv_data, sizeof g);
         as_measures_t m;
         memset(&m, 0, sizeof m);
         s_measures_from(&m, g, NG, 1);

@@ -35,7 +35,8 @@
  *   vsets   year·county·sup·village·kind(village|deep) → NS live-event counters per slot; a
  *           counter's 0 ↔ 1 moves the distinct villages of the slot in the county block, and
  *           through it every level's (a village lies in one county, so villages sum)
- *   vorgs   year·county·sup·org·village·kind → live events; 0 ↔ 1 moves the org rows' villages
+ *   vorgs   year·county·org·village·kind → (sup, live events) per supervisor scope; a count's
+ *           0 ↔ 1 moves the org rows' villages
  *   Distinct counties: a county block slot's (or a county org row's) 0 ↔ 1 moves the slot of
  *   the coarser levels. Per group, the unique keys of these tables are few (coarse keys), and
  *   the coarser records move only on transitions.
@@ -80,7 +81,8 @@ enum {
 #define OREF_KEY  26            /* year2 level1 code3 sup2 org18 */
 #define OREF_VAL  (NG * 8 + NS * 4)
 #define VSET_KEY  20 /* year2 county3 sup2 village12 kind1 */
-#define VORG_KEY  38 /* year2 county3 sup2 org18 village12 kind1 */
+#define VORG_KEY  38 /* in memory: year2 county3 org18 village12 kind1 sup2 */
+#define VORG_REC  36 /* stored: the same without sup; value (sup2, live events u32) per scope */
 #define ID_VAL    9
 
 /* ---- a small open-addressing hash table with fixed-size keys and values ---------------------- */
@@ -909,10 +911,11 @@ static int s_spread_vref(as_ledger_t *l, const uint8_t *vk, uint16_t sup, int n,
     s_be(sk + 5, sup, 2);
     memcpy(sk + 7, vk + 15, 12);
     sk[19] = vk[14];
-    memcpy(wk, sk, 7);
-    memcpy(wk + 7, vk + 27, 18);
-    memcpy(wk + 25, vk + 15, 12);
-    wk[37] = vk[14];
+    memcpy(wk, vk, 5);
+    memcpy(wk + 5, vk + 27, 18);
+    memcpy(wk + 23, vk + 15, 12);
+    wk[35] = vk[14];
+    s_be(wk + 36, sup, 2);
     if (!(v = s_map_upsert(&l->vsets, sk, NULL)))
         return ENOMEM;
     for (int i = 0; i < 6; i++)
@@ -1225,15 +1228,85 @@ static int s_vset_transition(as_ledger_t *l, const uint8_t *k, int slot, int dir
                   dir);
 }
 
-/* An organisation's first (last) live event in a village: its county org row's villages move
- * (s_spread_coarse carries them to the coarser levels). */
-static int s_vorg_transition(as_ledger_t *l, const uint8_t *k, int slot, int dir)
+/* An organisation's first (last) live event in a village under supervisor scope sup (k: a
+ * stored record key): its county org row's villages move (s_spread_coarse carries them to the
+ * coarser levels). */
+static int s_vorg_transition(as_ledger_t *l, const uint8_t *k, uint16_t sup, int dir)
 {
-    (void)slot;
     uint8_t ok[OREF_KEY];
-    s_oref_key(ok, (uint16_t)s_get_be(k, 2), LV_COUNTY, (uint32_t)s_get_be(k + 2, 3),
-               (uint16_t)s_get_be(k + 5, 2), k + 7);
-    return s_bump(&l->orefs_c, ok, (size_t)(k[37] == K_DEEP ? NM + 2 : NM + 1) * 8, dir);
+    s_oref_key(ok, (uint16_t)s_get_be(k, 2), LV_COUNTY, (uint32_t)s_get_be(k + 2, 3), sup, k + 5);
+    return s_bump(&l->orefs_c, ok, (size_t)(k[35] == K_DEEP ? NM + 2 : NM + 1) * 8, dir);
+}
+
+/* Adds the group's organisation-village deltas to the stored records: one record per
+ * organisation, village and kind holds a live-event count per supervisor scope (SUP_ANY and the
+ * organisation's supervisors), so a group writes half as many entries as with a record per
+ * scope. The map's keys end with the scope, so one record's scopes are adjacent once sorted. */
+static int s_flush_vorgs(as_ledger_t *l)
+{
+    s_map_t *m = &l->vorgs;
+    s_map_sort(m);
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(l->txn, l->db_vorgs, &c);
+    if (rc)
+        return rc;
+    uint8_t val[6 * 64];
+    for (size_t j = 0, e; j < m->n && rc == 0; j = e) {
+        const uint8_t *key = s_map_key(m, m->order[j]);
+        for (e = j + 1; e < m->n && memcmp(s_map_key(m, m->order[e]), key, VORG_REC) == 0; e++)
+            ;
+        MDB_val k = {VORG_REC, (void *)key}, v;
+        size_t n = 0;
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_KEY);
+        bool had = rc == 0, changed = false;
+        if (rc == 0 && (v.mv_size % 6 || v.mv_size > sizeof val))
+            rc = MDB_CORRUPTED;
+        else if (rc == 0)
+            memcpy(val, v.mv_data, v.mv_size), n = v.mv_size / 6;
+        else if (rc == MDB_NOTFOUND)
+            rc = 0;
+        for (size_t i = j; i < e && rc == 0; i++) {
+            int32_t d = s_i32(s_map_val(m, m->order[i]), 0);
+            if (!d)
+                continue;
+            changed = true;
+            uint16_t sup = (uint16_t)s_get_be(s_map_key(m, m->order[i]) + VORG_REC, 2);
+            size_t p = 0;
+            while (p < n && s_get_be(val + p * 6, 2) != sup)
+                p++;
+            if (p == n) {
+                if (n == sizeof val / 6) {
+                    rc = MDB_CORRUPTED;
+                    break;
+                }
+                s_be(val + n * 6, sup, 2);
+                s_be(val + n * 6 + 2, 0, 4);
+                n++;
+            }
+            int32_t before = (int32_t)s_get_be(val + p * 6 + 2, 4), after = before + d;
+            if (after < 0)
+                AS_ERROR("ledger", "a reference count went below zero (%d)", (int)after);
+            s_be(val + p * 6 + 2, (uint32_t)after, 4);
+            if ((before > 0) != (after > 0))
+                rc = s_vorg_transition(l, key, sup, after > 0 ? +1 : -1);
+        }
+        if (rc || !changed)
+            continue;
+        size_t w = 0;
+        for (size_t p = 0; p < n; p++)
+            if ((int32_t)s_get_be(val + p * 6 + 2, 4) > 0)
+                memmove(val + 6 * w++, val + p * 6, 6);
+        k.mv_size = VORG_REC;
+        k.mv_data = (void *)key;
+        if (w == 0) {
+            rc = had ? mdb_cursor_del(c, 0) : 0;
+        } else {
+            MDB_val nv = {w * 6, val};
+            rc = mdb_cursor_put(c, &k, &nv, 0);
+        }
+    }
+    mdb_cursor_close(c);
+    return rc;
 }
 
 /* An organisation's slot in a scope went 0 ↔ n: the block slot's organisations move; a county
@@ -1571,7 +1644,7 @@ int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info)
     /* finer records first: their 0 ↔ n transitions add to the coarser ones' deltas */
     what = "writing village sets";
     if ((rc = s_flush_refs(l, &l->vsets, l->db_vsets, 0, NS, s_vset_transition, NULL)) != 0 ||
-        (rc = s_flush_refs(l, &l->vorgs, l->db_vorgs, 0, 1, s_vorg_transition, NULL)) != 0)
+        (rc = s_flush_vorgs(l)) != 0)
         goto fail;
     what = "summing scope totals";
     if ((rc = s_spread_coarse(l)) != 0)

@@ -75,7 +75,7 @@ try:
           f"RSS now {rss_n / 1024:.1f} MiB with {total} events held")
 
     # -- 2. latency at a fixed offered load ---------------------------------------------------
-    out = run([os.path.join(os.path.abspath(args.build), "bench_ingest"), "--endpoint", c.ingest,
+    out = run([os.path.join(os.path.abspath(args.build), "bin", "bench_ingest"), "--endpoint", c.ingest,
                "--county", "360728", "--rate", str(args.rate), "--seconds", "10", "--batch", "100"],
               check=False).stdout
     print(out.strip())

@@ -2,6 +2,7 @@
 #include "ingest.h"
 #include "division.h"
 #include "err.h"
+#include "keys.h"
 #include "log.h"
 #include "wire.h"
 #include "zap.h"
@@ -112,46 +113,6 @@ static void s_copy_utf8(char *dst, size_t size, const char *src)
     }
     memcpy(dst, src, n);
     dst[n] = 0;
-}
-
-/* ---- keys -------------------------------------------------------------------------------------
- */
-
-static bool s_find_key(const char *text, const char *word, char out[41])
-{
-    size_t wl = strlen(word);
-    for (const char *p = text; (p = strstr(p, word)) != NULL; p += wl) {
-        if (p != text && !isspace((unsigned char)p[-1]) && p[-1] != '"')
-            continue;
-        const char *q = p + wl;
-        while (*q == ' ' || *q == '\t' || *q == '=' || *q == ':' || *q == '"')
-            q++;
-        size_t n = 0;
-        while (q[n] && !isspace((unsigned char)q[n]) && q[n] != '"')
-            n++;
-        if (n == 40) {
-            memcpy(out, q, 40);
-            out[40] = 0;
-            return true;
-        }
-    }
-    return false;
-}
-
-int as_ingest_read_keys(const char *path, char pub[41], char sec[41])
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -errno;
-    char text[8192];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = 0;
-    if (!s_find_key(text, "secret", sec))
-        return AS_E_INVALID;
-    if (!s_find_key(text, "public", pub) && zmq_curve_public(pub, sec) != 0)
-        return AS_E_INVALID;
-    return 0;
 }
 
 /* ---- peers ------------------------------------------------------------------------------------
@@ -832,7 +793,7 @@ as_ingest_t *as_ingest_new(uv_loop_t *loop, void *zctx, as_ledger_t *ledger,
     as_division_init();
     char pub[41], sec[41];
     if (in->curve) {
-        int rc = as_ingest_read_keys(o->curve_secret, pub, sec);
+        int rc = as_keys_read(o->curve_secret, pub, sec);
         if (rc) {
             AS_ERROR("ingest", "cannot read the aggregator's key pair from %s: %s", o->curve_secret,
                      as_strerror(rc));

@@ -91,6 +91,5 @@ void as_ingest_destroy(as_ingest_t **self_p);
 /* Reads a key pair file ("public = <z85>" / "secret = <z85>", as `aidstat keygen` writes it;
  * the public key is derived when missing). pub and sec receive 41 bytes each. Returns 0, -errno
  * or AS_E_INVALID. */
-int as_ingest_read_keys(const char *path, char pub[41], char sec[41]);
 
 #endif

@@ -1,6 +1,7 @@
 /* sender: the outbox to the aggregator over ZeroMQ DEALER, acknowledged, resent, forever. */
 #include "sender.h"
 #include "err.h"
+#include "keys.h"
 #include "log.h"
 #include "zpoll.h"
 
@@ -54,50 +55,6 @@ struct as_sender_s {
 
 /* ---- socket --------------------------------------------------------------------------------- */
 
-static bool s_z85(const char *s)
-{
-    static const char set[] = "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                              ".-:+=^!/*?&<>()[]{}@%$#";
-    for (int i = 0; i < 40; i++)
-        if (!s[i] || !strchr(set, s[i]))
-            return false;
-    return true;
-}
-
-/* Finds the first 40-character Z85 token after word in text. */
-static bool s_find_key(const char *text, const char *word, char out[41])
-{
-    for (const char *p = strstr(text, word); p; p = strstr(p + 1, word)) {
-        const char *q = p + strlen(word);
-        while (*q && (isalpha((unsigned char)*q) || *q == '_' || *q == '-'))
-            q++; /* "secret_key", "secret-key" */
-        while (*q == ' ' || *q == '\t' || *q == '=' || *q == ':' || *q == '"')
-            q++;
-        if (s_z85(q) && (q[40] == 0 || strchr("\"\r\n \t", q[40]))) {
-            memcpy(out, q, 40);
-            out[40] = 0;
-            return true;
-        }
-    }
-    return false;
-}
-
-int as_sender_read_keys(const char *path, char pub[41], char sec[41])
-{
-    FILE *f = fopen(path, "r");
-    if (!f)
-        return -errno;
-    char text[8192];
-    size_t n = fread(text, 1, sizeof text - 1, f);
-    fclose(f);
-    text[n] = 0;
-    if (!s_find_key(text, "secret", sec))
-        return AS_E_INVALID;
-    if (!s_find_key(text, "public", pub) && zmq_curve_public(pub, sec) != 0)
-        return AS_E_INVALID;
-    return 0;
-}
-
 static void s_on_readable(void *sock, void *arg);
 
 /* A new DEALER with our options, connected; NULL on failure (logged). */
@@ -106,8 +63,8 @@ static void *s_socket(as_sender_t *s, int *err)
     char pub[41], sec[41];
     bool curve = s->curve_secret && *s->curve_secret;
     if (curve) {
-        int rc = as_sender_read_keys(s->curve_secret, pub, sec);
-        if (rc || !s->aggregator_key || !s_z85(s->aggregator_key)) {
+        int rc = as_keys_read(s->curve_secret, pub, sec);
+        if (rc || !s->aggregator_key || !as_keys_is_z85(s->aggregator_key)) {
             AS_ERROR("sender",
                      "CURVE keys unusable (%s: %s; aggregator key %s); not connecting with them",
                      s->curve_secret, rc ? as_strerror(rc) : "ok",

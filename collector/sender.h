@@ -68,10 +68,5 @@ void as_sender_on_reject(as_sender_t *s, as_sender_reject_cb cb, void *arg);
 /* Copies the counters into *st. */
 void as_sender_stats(const as_sender_t *s, as_sender_stats_t *st);
 
-/* Reads a key pair written by `aidstat keygen` (or a ZeroMQ certificate): the 40-character Z85
- * keys following the words "public" and "secret"; a missing public key is derived from the
- * secret one. pub and sec receive 41 bytes each (NUL-terminated). Returns 0, -errno, or
- * AS_E_INVALID. */
-int as_sender_read_keys(const char *path, char pub[41], char sec[41]);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "err.h"
 #include "outbox.h"
+#include "keys.h"
 #include "sender.h"
 
 #include "aidstat/v1/ingest.pb-c.h"
@@ -269,7 +270,7 @@ static void test_batches_and_window(void **state)
     assert_int_equal(st.acked, 25);
     assert_int_equal(st.in_flight, 0);
     /* heartbeats carry the backlog */
-    Aidstat__V1__IngestMessage *hb = s_recv(f, AIDSTAT__V1__INGEST_MESSAGE__BODY_HEARTBEAT, 1000);
+    Aidstat__V1__IngestMessage *hb = s_recv(f, AIDSTAT__V1__INGEST_MESSAGE__BODY_HEARTBEAT, 5000);
     assert_non_null(hb);
     assert_int_equal(hb->heartbeat->backlog, 0);
     aidstat__v1__ingest_message__free_unpacked(hb, NULL);
@@ -320,7 +321,7 @@ static void test_rejected_parked(void **state)
     s_wait_backlog(f, 0);
     assert_int_equal(as_outbox_rejected(f->ob), 1);
     assert_int_equal(f->rejects_seen, 1);
-    Aidstat__V1__IngestMessage *hb = s_recv(f, AIDSTAT__V1__INGEST_MESSAGE__BODY_HEARTBEAT, 1000);
+    Aidstat__V1__IngestMessage *hb = s_recv(f, AIDSTAT__V1__INGEST_MESSAGE__BODY_HEARTBEAT, 5000);
     assert_non_null(hb);
     assert_int_equal(hb->heartbeat->rejected, 1);
     aidstat__v1__ingest_message__free_unpacked(hb, NULL);
@@ -378,23 +379,28 @@ static void test_read_keys(void **state)
 {
     fx_t *f = *state;
     char pub[41], sec[41], path[128], p2[41], s2[41];
-    assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+    /* a key may begin with '=' or ':' (Z85 characters): not to be taken for the separator */
+    for (int i = 0; i < 2000; i++) {
+        assert_int_equal(zmq_curve_keypair(pub, sec), 0);
+        if (pub[0] == '=' || pub[0] == ':' || sec[0] == '=' || sec[0] == ':')
+            break;
+    }
     snprintf(path, sizeof path, "%s/keys", f->dir);
     FILE *fp = fopen(path, "w");
     fprintf(fp, "# aidstat keygen\npublic = \"%s\"\nsecret = \"%s\"\n", pub, sec);
     fclose(fp);
-    assert_int_equal(as_sender_read_keys(path, p2, s2), 0);
+    assert_int_equal(as_keys_read(path, p2, s2), 0);
     assert_string_equal(p2, pub);
     assert_string_equal(s2, sec);
     fp = fopen(path, "w"); /* a ZeroMQ certificate with the secret only */
     fprintf(fp, "curve\n    secret-key = \"%s\"\n", sec);
     fclose(fp);
-    assert_int_equal(as_sender_read_keys(path, p2, s2), 0);
+    assert_int_equal(as_keys_read(path, p2, s2), 0);
     assert_string_equal(p2, pub);
     fp = fopen(path, "w");
     fprintf(fp, "nothing here\n");
     fclose(fp);
-    assert_int_equal(as_sender_read_keys(path, p2, s2), AS_E_INVALID);
+    assert_int_equal(as_keys_read(path, p2, s2), AS_E_INVALID);
 }
 
 int main(void)

@@ -15,7 +15,8 @@ cleanup() {
   for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
 mkdir -p "$ROOT"
 echo "demo: starting aidstat-aggregator (data in $ROOT/aggregator, log in $ROOT/aggregator.log)"

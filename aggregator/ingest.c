@@ -71,6 +71,8 @@ typedef struct {
     as_commit_info_t info;
     int rc;
     size_t events;
+    uint64_t work_us; /* the whole transaction on the worker thread, apply to fsync */
+    uint64_t cpu_us;  /* of it, CPU time of the worker thread */
 } s_group_t;
 
 struct as_ingest_s {
@@ -94,6 +96,13 @@ struct as_ingest_s {
     uint8_t *buf; /* packing buffer */
     size_t cap;
 };
+
+static uint64_t s_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
 
 static uint64_t s_now_ms(void)
 {
@@ -267,6 +276,9 @@ static void s_commit_work(uv_work_t *w)
 {
     s_group_t *g = w->data;
     as_ledger_t *l = g->in->ledger;
+    uint64_t t0 = s_now_us();
+    struct timespec c0, c1;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     int rc = as_ledger_begin(l);
     for (s_batch_t *b = g->head; b && rc == 0; b = b->next) {
         as_ledger_set_source(l, b->collector_id);
@@ -282,6 +294,9 @@ static void s_commit_work(uv_work_t *w)
     else
         as_ledger_abort(l);
     g->rc = rc;
+    g->work_us = s_now_us() - t0;
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c1);
+    g->cpu_us = (uint64_t)((c1.tv_sec - c0.tv_sec) * 1000000 + (c1.tv_nsec - c0.tv_nsec) / 1000);
 }
 
 static void s_commit_done(uv_work_t *w, int status);
@@ -422,6 +437,8 @@ static void s_commit_done(uv_work_t *w, int status)
         }
         /* the time the event log holds, so that live and replayed copies are the same */
         uint64_t commit_ms = g->info.commit_ms;
+        g->info.group_us = g->work_us;
+        uint64_t t0 = s_now_us();
         if (in->hooks.on_commit) {
             as_committed_t *c = calloc(g->info.accepted ? g->info.accepted : 1, sizeof *c);
             size_t n = 0;
@@ -437,10 +454,11 @@ static void s_commit_done(uv_work_t *w, int status)
             free(c);
         }
         AS_DEBUG("ingest",
-                 "group of %zu events committed in %llu us: %zu accepted, %zu "
-                 "duplicates, %zu rejected",
-                 g->events, (unsigned long long)g->info.commit_us, g->info.accepted,
-                 g->info.duplicates, g->info.rejected);
+                 "group of %zu events committed: %zu accepted, %zu duplicates, %zu rejected; "
+                 "transaction %llu us (cpu %llu, fsync %llu us), listeners %llu us",
+                 g->events, g->info.accepted, g->info.duplicates, g->info.rejected,
+                 (unsigned long long)g->work_us, (unsigned long long)g->cpu_us,
+                 (unsigned long long)g->info.commit_us, (unsigned long long)(s_now_us() - t0));
         for (s_batch_t *b = g->head; b; b = b->next)
             s_send_results(in, b);
     } else {

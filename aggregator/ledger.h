@@ -124,7 +124,9 @@ typedef struct {
     uint64_t first_seq; /* first sequence accepted in this group, 0 if none */
     uint64_t last_seq;  /* newest sequence in the log after the commit */
     size_t accepted, duplicates, rejected;
-    uint64_t commit_us; /* how long mdb_txn_commit took */
+    uint64_t commit_us; /* how long mdb_txn_commit took (writing the pages, fsync) */
+    uint64_t group_us;  /* the whole transaction, begin to durable commit; set by the caller
+                           that times it (ingest), else 0 */
     uint64_t commit_ms; /* the Unix ms logged with this group's events (as_log_entry_t) */
 } as_commit_info_t;
 

@@ -72,7 +72,8 @@ void as_metrics_observe_commit(as_metrics_t *m, const as_commit_info_t *info)
 {
     if (!m || !info)
         return;
-    s_observe(&m->latency, s_latency_bounds, LAT_N, (double)info->commit_us / 1e6);
+    uint64_t us = info->group_us ? info->group_us : info->commit_us;
+    s_observe(&m->latency, s_latency_bounds, LAT_N, (double)us / 1e6);
     s_observe(&m->batch, s_batch_bounds, BATCH_N,
               (double)(info->accepted + info->duplicates + info->rejected));
 }
@@ -193,7 +194,9 @@ char *as_metrics_render(const as_metrics_t *m, const as_metrics_gauges_t *g, siz
         s_printf(&b, "aidstat_events_rejected_total{reason=\"other\"} %llu\n",
                  (unsigned long long)m->rejected_by[0]);
 
-    s_hist(&b, "aidstat_commit_duration_seconds", "Duration of each durable LMDB commit.",
+    s_hist(&b, "aidstat_commit_duration_seconds",
+           "Duration of each group's LMDB write transaction, from its first event to the durable "
+           "commit.",
            &m->latency, s_latency_bounds, LAT_N);
     s_hist(&b, "aidstat_commit_batch_events", "Events in each committed group.", &m->batch,
            s_batch_bounds, BATCH_N);

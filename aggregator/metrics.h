@@ -43,7 +43,8 @@ void as_metrics_destroy(as_metrics_t **self_p);
  * as_reject_code_t (used when code is AS_RESULT_REJECTED). */
 void as_metrics_count_result(as_metrics_t *m, int code, int reject);
 
-/* Observes one committed group: commit latency (info->commit_us) and batch size
+/* Observes one committed group: its latency (info->group_us, or info->commit_us when the
+ * caller did not time the whole transaction) and batch size
  * (accepted + duplicates + rejected) go to their histograms. */
 void as_metrics_observe_commit(as_metrics_t *m, const as_commit_info_t *info);
 

@@ -1014,7 +1014,14 @@ as_http_t *as_http_new(uv_loop_t *loop, const char *listen, const as_http_source
                                                 : ((struct sockaddr_in *)&bound)->sin_port);
     uv_timer_start(&h->heartbeat, s_heartbeat_cb, (uint64_t)h->opts.heartbeat_ms,
                    (uint64_t)h->opts.heartbeat_ms);
-    AS_INFO("http", "dashboard and API on http://%s (port %d)", listen, h->port);
+    char name[INET6_ADDRSTRLEN] = "?";
+    if (bound.ss_family == AF_INET6)
+        uv_ip6_name((struct sockaddr_in6 *)&bound, name, sizeof name);
+    else
+        uv_ip4_name((struct sockaddr_in *)&bound, name, sizeof name);
+    AS_INFO("http", "dashboard, JSON API and /metrics on http://%s%s%s:%d/",
+            bound.ss_family == AF_INET6 ? "[" : "", name, bound.ss_family == AF_INET6 ? "]" : "",
+            h->port);
     *err = 0;
     return h;
 }

@@ -43,8 +43,8 @@ static void s_print(const s_check_t *c, const char *kind, size_t rowno, const as
     if (e->column[0])
         printf(" %s", e->column);
     if (e->value[0] || e->column[0])
-        printf(" \"%s\"", e->value);
-    printf(": %s / %s\n", e->reason_zh, e->reason_en);
+        printf(" \"%s\":", e->value);
+    printf(" %s / %s\n", e->reason_zh, e->reason_en);
 }
 
 static int s_on_error(void *arg, size_t rowno, size_t line, const as_field_error_t *e, size_t n)

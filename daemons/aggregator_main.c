@@ -215,7 +215,6 @@ int main(int argc, char **argv)
         as_aggregator_on_result(d.agg, s_on_result, &d);
         as_aggregator_on_nil_report(d.agg, s_on_nil, &d);
         as_aggregator_on_stop(d.agg, s_on_stop, &d);
-        AS_INFO("aggregator", "HTTP API and dashboard on http://%s/", o.http);
     }
     rc = as_aggregator_run(d.agg);
     as_monitoring_destroy(&d.mon);

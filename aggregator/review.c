@@ -221,12 +221,16 @@ static bool s_outlier(as_review_t *r, const as_event_t *ev)
 
 /* ---- the cross-county index ----------------------------------------------------------------- */
 
+/* date4 org18 county3 seq8: the date first, so that a group's inserts, which arrive roughly in
+ * date order (a county's monthly spreadsheet), land on few pages of the index; with the
+ * organisation first every insert dirtied a page of its own. A lookup reads the range of one
+ * (date, organisation). */
 static void s_xkey(uint8_t *k, const as_event_t *ev, uint64_t seq)
 {
     memset(k, 0, XK);
-    memcpy(k, ev->org_code, strnlen(ev->org_code, AS_CODE_LEN));
     for (int i = 0; i < 4; i++)
-        k[18 + i] = (uint8_t)(ev->date >> (24 - 8 * i));
+        k[i] = (uint8_t)(ev->date >> (24 - 8 * i));
+    memcpy(k + 4, ev->org_code, strnlen(ev->org_code, AS_CODE_LEN));
     for (int i = 0; i < 3; i++)
         k[22 + i] = (uint8_t)(ev->county >> (16 - 8 * i));
     for (int i = 0; i < 8; i++)
@@ -240,6 +244,44 @@ static void s_xval(uint8_t *v, const as_event_t *ev)
     memcpy(v + 12, &ev->funds_fen, 8);
     memcpy(v + 20, &ev->goods_fen, 8);
     memcpy(v + 28, &ev->beneficiaries, 8);
+}
+
+/* A ledger written before the index was keyed by date first holds "xcounty" (org18 date4 ...):
+ * its records move to the new order once, in the opening transaction, and it is dropped. */
+static int s_convert_xcounty(MDB_txn *txn, MDB_dbi to)
+{
+    MDB_dbi from;
+    int rc = mdb_dbi_open(txn, "xcounty", 0, &from);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    MDB_cursor *c;
+    if ((rc = mdb_cursor_open(txn, from, &c)) != 0)
+        return rc;
+    size_t n = 0;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+        if (k.mv_size != XK)
+            continue;
+        uint8_t nk[XK];
+        const uint8_t *ok = k.mv_data;
+        memcpy(nk, ok + 18, 4);
+        memcpy(nk + 4, ok, 18);
+        memcpy(nk + 22, ok + 22, XK - 22);
+        MDB_val key = {XK, nk};
+        if ((rc = mdb_put(txn, to, &key, &v, 0)) != 0)
+            break;
+        n++;
+    }
+    mdb_cursor_close(c);
+    if (rc != MDB_NOTFOUND)
+        return rc;
+    if ((rc = mdb_drop(txn, from, 1)) != 0)
+        return rc;
+    AS_INFO("review", "cross-county index converted to date order (%zu records)", n);
+    return 0;
 }
 
 /* Is there a live event of the same organisation and date from another county matching ev? */
@@ -451,8 +493,8 @@ as_review_t *as_review_new(as_ledger_t *l, as_registry_t *reg, as_archive_t *ar,
         return NULL;
     }
     if ((rc = mdb_dbi_open(txn, "flagcount", MDB_CREATE, &r->db_flags)) != 0 ||
-        (rc = mdb_dbi_open(txn, "xcounty", MDB_CREATE, &r->db_x)) != 0 ||
-        (rc = mdb_txn_commit(txn)) != 0) {
+        (rc = mdb_dbi_open(txn, "xdate", MDB_CREATE, &r->db_x)) != 0 ||
+        (rc = s_convert_xcounty(txn, r->db_x)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
         if (rc)
             AS_ERROR("review", "opening the review databases: %s", mdb_strerror(rc));
         mdb_txn_abort(txn);

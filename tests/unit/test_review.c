@@ -114,6 +114,63 @@ static void test_cross_county(void **state)
     yf_close(f);
 }
 
+/* A ledger from before the cross-county index was keyed by date first: its "xcounty" records
+ * (org18 date4 county3 seq8) are converted when the review opens, and still match. */
+static void test_cross_county_index_converted(void **state)
+{
+    yf_t *f = yf_open(registry, NULL);
+    as_event_t first = yf_event(f, 360730, ORG_A, 20250310, 5000, 20);
+    yf_apply(f, &first, 1);
+    as_report_destroy(&f->rep);
+    as_review_destroy(&f->rv);
+
+    /* rewrite the index as the old layout had it */
+    MDB_env *env = as_ledger_env(f->l);
+    MDB_txn *txn;
+    MDB_dbi xd, xc;
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "xdate", 0, &xd), 0);
+    assert_int_equal(mdb_dbi_open(txn, "xcounty", MDB_CREATE, &xc), 0);
+    MDB_cursor *c;
+    assert_int_equal(mdb_cursor_open(txn, xd, &c), 0);
+    MDB_val k, v;
+    int n = 0;
+    while (mdb_cursor_get(c, &k, &v, n ? MDB_NEXT : MDB_FIRST) == 0) {
+        assert_int_equal(k.mv_size, 33);
+        uint8_t ok[33];
+        memcpy(ok, (uint8_t *)k.mv_data + 4, 18);
+        memcpy(ok + 18, k.mv_data, 4);
+        memcpy(ok + 22, (uint8_t *)k.mv_data + 22, 11);
+        MDB_val okey = {33, ok};
+        assert_int_equal(mdb_put(txn, xc, &okey, &v, 0), 0);
+        n++;
+    }
+    mdb_cursor_close(c);
+    assert_int_equal(n, 1);
+    assert_int_equal(mdb_drop(txn, xd, 1), 0);
+    assert_int_equal(mdb_txn_commit(txn), 0);
+
+    int err;
+    f->rv = as_review_new(f->l, f->reg, f->ar, NULL, &err);
+    assert_non_null(f->rv);
+    as_report_opts_t ro;
+    as_report_opts_default(&ro);
+    ro.out_dir = f->dir;
+    f->rep = as_report_new(f->l, f->reg, f->ar, f->rv, &ro, &err);
+    assert_non_null(f->rep);
+
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "xcounty", 0, &xc), MDB_NOTFOUND);
+    mdb_txn_abort(txn);
+    as_event_t other = yf_event(f, 360731, ORG_A, 20250310, 5000, 20);
+    as_event_t later = yf_event(f, 360731, ORG_A, 20250311, 5000, 20);
+    yf_apply(f, &other, 1);
+    yf_apply(f, &later, 1);
+    assert_int_equal(other.flags, AS_FLAG_DUPLICATE_ACROSS_COUNTIES);
+    assert_int_equal(later.flags, 0);
+    yf_close(f);
+}
+
 static void test_outliers(void **state)
 {
     as_outlier_rule_t rule = {.k = 6, .window = 100, .min_samples = 20};
@@ -196,8 +253,8 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_registry_flags), cmocka_unit_test(test_no_registry_no_judgement),
-        cmocka_unit_test(test_cross_county),   cmocka_unit_test(test_outliers),
-        cmocka_unit_test(test_amendments),
+        cmocka_unit_test(test_cross_county),   cmocka_unit_test(test_cross_county_index_converted),
+        cmocka_unit_test(test_outliers),       cmocka_unit_test(test_amendments),
     };
     return cmocka_run_group_tests_name("review", tests, NULL, NULL);
 }

@@ -1,18 +1,26 @@
 #!/usr/bin/env python3
-"""Feed benchmark with the real daemons on loopback and durable commits.
+"""Feed benchmark with a real aggregator on loopback and durable commits (issue 5).
 
-1. Feed throughput to 10 subscribers: collectors hold N events in their outboxes while the
-   aggregator is down; 10 `aidstat tail --from 1` subscribers are waiting; the aggregator starts,
-   and we time until every subscriber has printed all N (JSON formatting included, output to
-   `wc -l`). Reported per subscriber and summed, with the share that came live vs. by replay.
-2. Replay of R events (default 1 million) from the event log through the query endpoint:
-   `aidstat tail --from 1 --until-seq R` into `wc -l`, and the Python example over a part.
+1. Feed throughput to S subscribers (default 10): S `aidstat tail --from 1 --until-seq N`
+   processes (the gap-free subscriber: feed, replay of what it missed, JSON out into `wc -l`)
+   follow the feed while bench_ingest sends N events (default 200,000) over all of Jiangxi's
+   counties as fast as the aggregator acknowledges them. Timed from the first event sent until
+   every subscriber has printed all N (from bench_ingest's first send); reported per subscriber and summed, with the share of
+   events that came live vs. by replay after a gap. Subscribers, aggregator and load generator
+   share the machine's cores, so this is the throughput of the whole pipeline, ingest included.
+2. Replay of R events (default 1 million) from the event log through the query endpoint, after
+   bench_ingest has filled the log to R:
+   a. a raw client (Python REQ, ReplayRequest pages of 5000, protobuf by hand, items counted
+      but not decoded): the query endpoint's own rate;
+   b. `aidstat tail --from 1 --until-seq R --quiet | wc -l`: decoded and printed as JSON;
+   c. the Python example subscriber (examples/python) over the first P events (default 200,000).
 
 usage: bench_feed.py BUILD_DIR [--events N] [--subscribers S] [--replay R] [--python-replay P]
 """
 import argparse
 import os
 import re
+import resource
 import subprocess
 import sys
 import time
@@ -23,27 +31,51 @@ ap.add_argument("--events", type=int, default=200000)
 ap.add_argument("--subscribers", type=int, default=10)
 ap.add_argument("--replay", type=int, default=1000000)
 ap.add_argument("--python-replay", type=int, default=200000)
+ap.add_argument("--page", type=int, default=5000)
 args = ap.parse_args()
-os.environ["AS_BIN"] = os.path.join(os.path.abspath(args.build), "bin")
+BIN = os.path.join(os.path.abspath(args.build), "bin")
+os.environ["AS_BIN"] = BIN
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
-from aidstat_testlib import Cluster, exe, gen_csv, wait_for  # noqa: E402
+from aidstat_testlib import Cluster, exe, run  # noqa: E402
 from feedlib import EXAMPLE, example_python  # noqa: E402
 
-COUNTIES = [360730, 360733, 360731, 360732]
+import zmq  # noqa: E402  (Debian's python3-zmq)
+
+DEADLINE = time.monotonic() + 280  # the whole script stays under 5 minutes
+
+
+def left():
+    return max(1.0, DEADLINE - time.monotonic())
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        parts = f.read().rsplit(")", 1)[1].split()
+    return (int(parts[11]) + int(parts[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def ledger_seq(c):
     return c.status_json()["ledger_seq"]
 
 
-def load(c, total, tag, seed):
-    per = total // len(COUNTIES)
-    for i, county in enumerate(COUNTIES):
-        c.drop(county, f"{tag}.csv", gen_csv([county], per, 2026, seed=seed + i,
-                                             extra=("--sorted",)))
-    wait_for(lambda: all(os.path.exists(os.path.join(c.done(x), f"{tag}.csv"))
-                         for x in COUNTIES), 900, "collectors to take their files", interval=0.5)
-    return per * len(COUNTIES)
+def ingest(c, n, tag):
+    """bench_ingest: n events over all counties, window 16 batches of 500, as fast as acked."""
+    p = run([exe("bench_ingest"), "--endpoint", c.ingest, "--counties", "all", "--realistic",
+             "--events", str(n), "--batch", "500", "--window", "16", "--rate", "1e9", "--run",
+             tag], check=False, timeout=left())
+    if p.returncode:
+        raise SystemExit(f"bench_ingest failed: {p.stdout}{p.stderr[-1000:]}")
+    return p.stdout.strip().splitlines()[0]
 
 
 def counted(cmd, err_path):
@@ -57,70 +89,185 @@ def replayed(err_path):
         return sum(int(m) for m in re.findall(r"gap filled by replay: .*?, (\d+) events", f.read()))
 
 
+# ---- the query protocol by hand (ReplayRequest / ReplayResponse) -------------------------------
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def read_varint(buf, i):
+    n = shift = 0
+    while True:
+        b = buf[i]
+        i += 1
+        n |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            return n, i
+
+
+def fields(buf):
+    i = 0
+    while i < len(buf):
+        key, i = read_varint(buf, i)
+        num, wt = key >> 3, key & 7
+        if wt == 0:
+            v, i = read_varint(buf, i)
+        elif wt == 2:
+            n, i = read_varint(buf, i)
+            v, i = buf[i:i + n], i + n
+        elif wt == 1:
+            v, i = None, i + 8
+        elif wt == 5:
+            v, i = None, i + 4
+        else:
+            raise ValueError(f"wire type {wt}")
+        yield num, v
+
+
+def replay_request(from_seq, limit):
+    inner = varint(1 << 3) + varint(from_seq) + varint(2 << 3) + varint(limit)
+    return varint(3 << 3 | 2) + varint(len(inner)) + inner
+
+
+def raw_replay(c, upto, page):
+    """Pages through seq 1..upto; returns (events, bytes received)."""
+    s = zmq.Context.instance().socket(zmq.REQ)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.RCVTIMEO, 30000)
+    s.connect(c.query)
+    seq, got, nbytes = 1, 0, 0
+    try:
+        while seq <= upto:
+            s.send(replay_request(seq, min(page, upto - seq + 1)))
+            resp = s.recv()
+            nbytes += len(resp)
+            body = None
+            for num, v in fields(resp):
+                if num == 1 and v:
+                    raise AssertionError(f"replay answered status {v}")
+                if num == 5:
+                    body = v
+            if body is None:
+                raise AssertionError("replay: no ReplayResponse in the answer")
+            items, nxt = 0, None
+            for num, v in fields(body):
+                if num == 1:
+                    items += 1
+                elif num == 2:
+                    nxt = v
+            if not items or not nxt or nxt <= seq:
+                raise AssertionError(f"replay stalled at {seq} (items {items}, next {nxt})")
+            got += items
+            seq = nxt
+    finally:
+        s.close()
+    return got, nbytes
+
+
 c = Cluster("aidstat-bench-feed")
 try:
+    print(f"feed: machine load {loadavg()} at start", flush=True)
+    c.start_aggregator()
     # -- 1. feed throughput to S subscribers ----------------------------------------------------
-    for county in COUNTIES:
-        c.start_collector(county)
-    n = load(c, args.events, "feed", 100)
+    n = (args.events + 499) // 500 * 500
     tail = [exe("aidstat"), "tail", "--feed", c.feed, "--endpoint", c.query, "--from", "1",
             "--until-seq", str(n)]
     subs = [counted(tail, os.path.join(c.dir, f"sub{i}.err")) for i in range(args.subscribers)]
-    time.sleep(0.5)
+    time.sleep(1.0)  # let them connect and subscribe
+    acks = os.path.join(c.dir, "acks.txt")
+    agg_cpu0, kids_cpu0 = cpu_seconds(c.aggregator.proc.pid), children_cpu()
     t0 = time.monotonic()
-    c.start_aggregator(wait=False)
+    load = subprocess.Popen([exe("bench_ingest"), "--endpoint", c.ingest, "--counties", "all",
+                             "--realistic", "--events", str(n), "--batch", "500", "--window",
+                             "16", "--rate", "1e9", "--run", "feed", "--acks-out", acks],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     done_at = {}
     ingest_at = None
-    while len(done_at) < len(subs):
+    while len(done_at) < len(subs) or ingest_at is None:
+        now = time.monotonic() - t0
         for i, p in enumerate(subs):
             if i not in done_at and p.poll() is not None:
-                done_at[i] = time.monotonic() - t0
-        if ingest_at is None:
-            try:
-                if ledger_seq(c) >= n:
-                    ingest_at = time.monotonic() - t0
-            except AssertionError:
-                pass
-        if time.monotonic() - t0 > 900:
-            raise SystemExit("feed benchmark timed out")
-        time.sleep(0.02)
+                done_at[i] = now
+        if ingest_at is None and load.poll() is not None:
+            ingest_at = now
+        if time.monotonic() > DEADLINE - 120:
+            for p in subs:
+                p.kill()
+            load.kill()
+            raise SystemExit(f"feed benchmark: subscribers not done after {now:.0f} s "
+                             f"({len(done_at)} of {len(subs)} done)")
+        time.sleep(0.01)
+    out, err = load.communicate()
+    if load.returncode:
+        raise SystemExit(f"bench_ingest failed: {out}{err[-1000:]}")
+    wall = time.monotonic() - t0
+    agg_cpu = cpu_seconds(c.aggregator.proc.pid) - agg_cpu0
+    kids_cpu = children_cpu() - kids_cpu0
+    # the clock starts with the first batch sent (bench_ingest first generates its events)
+    with open(acks) as f:
+        first_send = min(float(line.split()[0]) for line in f)
+    shift = first_send - t0
+    done_at = {i: t - shift for i, t in done_at.items()}
+    ingest_at -= shift
     lines = [int(p.stdout.read().strip() or 0) for p in subs]
     assert all(x == n for x in lines), f"subscribers printed {lines}, expected {n} each"
     worst = max(done_at.values())
+    first = min(done_at.values())
     rep = sum(replayed(os.path.join(c.dir, f"sub{i}.err")) for i in range(len(subs)))
-    print(f"feed: {n} events committed in {ingest_at or worst:.2f} s "
-          f"({n / (ingest_at or worst):,.0f} events/s ingest, aggregator start included)")
-    print(f"feed: {len(subs)} subscribers (aidstat tail, JSON out) each got all {n} events in "
-          f"{worst:.2f} s = {n / worst:,.0f} events/s per subscriber, "
-          f"{len(subs) * n / worst:,.0f} events/s delivered in all; "
+    print(f"feed: {out.strip().splitlines()[0]}", flush=True)
+    print(f"feed: {n} events sent and committed in {ingest_at:.2f} s "
+          f"({n / ingest_at:,.0f} events/s ingest while {len(subs)} subscribers ran)")
+    print(f"feed: {len(subs)} subscribers (aidstat tail, JSON out) each got all {n} events, "
+          f"the first in {first:.2f} s, the last in {worst:.2f} s = {n / worst:,.0f} events/s "
+          f"per subscriber, {len(subs) * n / worst:,.0f} events/s delivered in all; "
           f"{100 * (1 - rep / (len(subs) * n)):.1f}% live, {100 * rep / (len(subs) * n):.1f}% "
-          f"through replay after gaps")
+          f"through replay after gaps; load {loadavg()}", flush=True)
+    print(f"feed: CPU over those {wall:.1f} s (2 cores = {2 * wall:.1f} core-s): aggregator "
+          f"{agg_cpu:.1f} s, subscribers (tail + wc) and bench_ingest {kids_cpu:.1f} s",
+          flush=True)
 
     # -- 2. replay of R events ------------------------------------------------------------------
     have = ledger_seq(c)
     if have < args.replay:
-        load(c, args.replay - have, "replay", 200)
-        wait_for(lambda: ledger_seq(c) >= args.replay, 900, "the log to hold the replay events",
-                 interval=0.5)
-    r = args.replay
+        t1 = time.monotonic()
+        line = ingest(c, args.replay - have, "replay")
+        print(f"replay: filled the log to {ledger_seq(c)} events in "
+              f"{time.monotonic() - t1:.1f} s ({line})", flush=True)
+    r = min(args.replay, ledger_seq(c))
+    t0 = time.monotonic()
+    got, nbytes = raw_replay(c, r, args.page)
+    took = time.monotonic() - t0
+    assert got == r, f"raw replay got {got}, expected {r}"
+    print(f"replay: raw client (ReplayRequest pages of {args.page}, items counted, not decoded) "
+          f"replayed {r} events ({nbytes / 1e6:.0f} MB) in {took:.2f} s = {r / took:,.0f} "
+          f"events/s; load {loadavg()}", flush=True)
     t0 = time.monotonic()
     p = counted([exe("aidstat"), "tail", "--feed", c.feed, "--endpoint", c.query, "--from", "1",
-                 "--until-seq", str(r), "--quiet"], os.path.join(c.dir, "replay.err"))
-    got = int(p.communicate()[0].strip() or 0)
+                 "--until-seq", str(r), "--quiet", "--page", str(args.page)],
+                os.path.join(c.dir, "replay.err"))
+    got = int(p.communicate(timeout=left())[0].strip() or 0)
     took = time.monotonic() - t0
     assert got == r, f"replay printed {got}, expected {r}"
     print(f"replay: aidstat tail replayed {r} events from the event log in {took:.2f} s = "
-          f"{r / took:,.0f} events/s (pages of 5000, JSON out)")
+          f"{r / took:,.0f} events/s (pages of {args.page}, JSON out); load {loadavg()}",
+          flush=True)
     pr = min(args.python_replay, r)
     if pr:
         t0 = time.monotonic()
         p = counted([example_python(), EXAMPLE, "--cache-dir", os.path.join(c.dir, "cache"),
                      "--feed", c.feed, "--endpoint", c.query, "--from", "1", "--until-seq",
                      str(pr), "--quiet"], os.path.join(c.dir, "py.err"))
-        got = int(p.communicate()[0].strip() or 0)
+        got = int(p.communicate(timeout=left())[0].strip() or 0)
         took = time.monotonic() - t0
         assert got == pr, f"python replay printed {got}, expected {pr}"
         print(f"replay: the Python example replayed {pr} events in {took:.2f} s = "
-              f"{pr / took:,.0f} events/s (protoc generation included)")
+              f"{pr / took:,.0f} events/s (protoc generation included)", flush=True)
 finally:
     c.close()

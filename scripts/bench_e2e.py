@@ -7,7 +7,10 @@
 3. Peak RSS of each daemon (VmHWM), an idle collector's RSS and CPU, and the aggregator's RSS
    after N and after 2N events (it should not grow with the events held).
 
-usage: bench_e2e.py BUILD_DIR [--collectors K] [--events N] [--rate R]
+usage: bench_e2e.py BUILD_DIR [--collectors K] [--events N] [--rate R] [--only latency]
+
+--only latency skips parts 1 and 3's second round: a fresh aggregator, the latency at the offered
+load, and the idle collector (about 30 s, for repeated runs).
 """
 import argparse
 import os
@@ -19,6 +22,7 @@ ap.add_argument("build")
 ap.add_argument("--collectors", type=int, default=4)
 ap.add_argument("--events", type=int, default=250000)
 ap.add_argument("--rate", type=int, default=10000)
+ap.add_argument("--only", choices=["latency"])
 args = ap.parse_args()
 os.environ["AS_BIN"] = os.path.join(os.path.abspath(args.build), "bin")
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
@@ -45,7 +49,40 @@ def ledger_seq(c):
     return c.status_json()["ledger_seq"]
 
 
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def latency():
+    out = run([os.path.join(os.path.abspath(args.build), "bin", "bench_ingest"), "--endpoint",
+               c.ingest, "--county", "360728", "--rate", str(args.rate), "--seconds", "10",
+               "--batch", "100"], check=False).stdout
+    print(out.strip() + f"; load {loadavg()}", flush=True)
+
+
+def idle_collector():
+    idle = c.start_collector(360727)
+    time.sleep(3)
+    pid = idle.proc.pid
+    cpu0, t0 = cpu_seconds(pid), time.monotonic()
+    time.sleep(10)
+    cpu1, t1 = cpu_seconds(pid), time.monotonic()
+    print(f"e2e: idle collector (empty spool, connected) RSS {proc_status(pid, 'VmRSS') / 1024:.1f}"
+          f" MiB, peak RSS {proc_status(pid, 'VmHWM') / 1024:.1f} MiB, CPU {cpu1 - cpu0:.2f} s "
+          f"in {t1 - t0:.1f} s = {100 * (cpu1 - cpu0) / (t1 - t0):.2f}%; load {loadavg()}",
+          flush=True)
+
+
 c = Cluster("aidstat-bench")
+if args.only == "latency":
+    try:
+        c.start_aggregator()
+        latency()
+        idle_collector()
+    finally:
+        c.close()
+    sys.exit(0)
 try:
     # -- 1. throughput ----------------------------------------------------------------------
     for county in COUNTIES:
@@ -75,10 +112,7 @@ try:
           f"RSS now {rss_n / 1024:.1f} MiB with {total} events held")
 
     # -- 2. latency at a fixed offered load ---------------------------------------------------
-    out = run([os.path.join(os.path.abspath(args.build), "bin", "bench_ingest"), "--endpoint", c.ingest,
-               "--county", "360728", "--rate", str(args.rate), "--seconds", "10", "--batch", "100"],
-              check=False).stdout
-    print(out.strip())
+    latency()
     # -- 3. RSS after twice the events, idle collector ----------------------------------------
     for county in COUNTIES:
         c.drop(county, "bench2.csv", gen_csv([county], args.events, 2026, seed=2000 + county,
@@ -88,12 +122,6 @@ try:
     rss_2n = proc_status(agg_pid, "VmRSS")
     print(f"e2e: aggregator RSS {rss_n / 1024:.1f} MiB with {total} events held, "
           f"{rss_2n / 1024:.1f} MiB with {ledger_seq(c)} held")
-    idle = c.start_collector(360727)
-    time.sleep(3)
-    cpu0 = cpu_seconds(idle.proc.pid)
-    time.sleep(10)
-    cpu1 = cpu_seconds(idle.proc.pid)
-    print(f"e2e: idle collector RSS {proc_status(idle.proc.pid, 'VmRSS') / 1024:.1f} MiB, "
-          f"CPU {100 * (cpu1 - cpu0) / 10:.2f}% over 10 s")
+    idle_collector()
 finally:
     c.close()

@@ -10,7 +10,6 @@
 
 #include "err.h"
 #include "outbox.h"
-#include "keys.h"
 #include "sender.h"
 
 #include "aidstat/v1/ingest.pb-c.h"
@@ -375,34 +374,6 @@ static void test_nil_report_until_echoed(void **state)
     aidstat__v1__ingest_message__free_unpacked(b, NULL);
 }
 
-static void test_read_keys(void **state)
-{
-    fx_t *f = *state;
-    char pub[41], sec[41], path[128], p2[41], s2[41];
-    /* a key may begin with '=' or ':' (Z85 characters): not to be taken for the separator */
-    for (int i = 0; i < 2000; i++) {
-        assert_int_equal(zmq_curve_keypair(pub, sec), 0);
-        if (pub[0] == '=' || pub[0] == ':' || sec[0] == '=' || sec[0] == ':')
-            break;
-    }
-    snprintf(path, sizeof path, "%s/keys", f->dir);
-    FILE *fp = fopen(path, "w");
-    fprintf(fp, "# aidstat keygen\npublic = \"%s\"\nsecret = \"%s\"\n", pub, sec);
-    fclose(fp);
-    assert_int_equal(as_keys_read(path, p2, s2), 0);
-    assert_string_equal(p2, pub);
-    assert_string_equal(s2, sec);
-    fp = fopen(path, "w"); /* a ZeroMQ certificate with the secret only */
-    fprintf(fp, "curve\n    secret-key = \"%s\"\n", sec);
-    fclose(fp);
-    assert_int_equal(as_keys_read(path, p2, s2), 0);
-    assert_string_equal(p2, pub);
-    fp = fopen(path, "w");
-    fprintf(fp, "nothing here\n");
-    fclose(fp);
-    assert_int_equal(as_keys_read(path, p2, s2), AS_E_INVALID);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -412,7 +383,6 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_rejected_parked, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_silent_aggregator_greeted_again, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_nil_report_until_echoed, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_read_keys, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -332,7 +332,7 @@ int main(int argc, char **argv)
             continue;
         }
         double wait = sent < nbatches && open ? due - s_now() : 0.05;
-        int timeout = wait > 0 ? (int)(wait * 1000) : 0;
+        int timeout = wait > 0 ? (int)(wait * 1000) + 1 : 0; /* no busy wait below 1 ms */
         if (zmq_poll(items, (int)s_ncounties, timeout) <= 0)
             continue;
         for (size_t k = 0; k < s_ncounties; k++) {

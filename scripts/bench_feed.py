@@ -8,6 +8,9 @@
    every subscriber has printed all N (from bench_ingest's first send); reported per subscriber and summed, with the share of
    events that came live vs. by replay after a gap. Subscribers, aggregator and load generator
    share the machine's cores, so this is the throughput of the whole pipeline, ingest included.
+   1b. The same with S light subscribers (Python processes, a SUB socket each, counting the ev.*
+   messages without decoding them, no gap filling): what the PUB fan-out itself delivers when
+   the subscribers cost little; a count short of N means the feed dropped at its high-water mark.
 2. Replay of R events (default 1 million) from the event log through the query endpoint, after
    bench_ingest has filled the log to R:
    a. a raw client (Python REQ, ReplayRequest pages of 5000, protobuf by hand, items counted
@@ -16,6 +19,7 @@
    c. the Python example subscriber (examples/python) over the first P events (default 200,000).
 
 usage: bench_feed.py BUILD_DIR [--events N] [--subscribers S] [--replay R] [--python-replay P]
+                   [--no-light]
 """
 import argparse
 import os
@@ -32,6 +36,7 @@ ap.add_argument("--subscribers", type=int, default=10)
 ap.add_argument("--replay", type=int, default=1000000)
 ap.add_argument("--python-replay", type=int, default=200000)
 ap.add_argument("--page", type=int, default=5000)
+ap.add_argument("--no-light", action="store_true", help="skip the light subscribers (1b)")
 args = ap.parse_args()
 BIN = os.path.join(os.path.abspath(args.build), "bin")
 os.environ["AS_BIN"] = BIN
@@ -87,6 +92,63 @@ def counted(cmd, err_path):
 def replayed(err_path):
     with open(err_path) as f:
         return sum(int(m) for m in re.findall(r"gap filled by replay: .*?, (\d+) events", f.read()))
+
+
+LIGHT = r"""
+import sys, time, zmq
+feed, n = sys.argv[1], int(sys.argv[2])
+s = zmq.Context().socket(zmq.SUB)
+s.setsockopt(zmq.RCVHWM, 0)
+s.setsockopt(zmq.SUBSCRIBE, b"ev.")
+s.setsockopt(zmq.RCVTIMEO, 5000)
+s.connect(feed)
+print("ready", flush=True)
+got, first, last = 0, 0.0, 0.0
+try:
+    while got < n:
+        s.recv_multipart()
+        last = time.monotonic()
+        if not got:
+            first = last
+        got += 1
+except zmq.Again:
+    pass
+print(got, first, last, flush=True)
+"""
+
+
+def light_subscribers(c, n, tag):
+    subs = [subprocess.Popen([sys.executable, "-c", LIGHT, c.feed, str(n)],
+                             stdout=subprocess.PIPE, text=True) for _ in range(args.subscribers)]
+    for p in subs:
+        assert p.stdout.readline().strip() == "ready"
+    time.sleep(1.0)  # subscriptions travel to the PUB
+    acks = os.path.join(c.dir, f"acks-{tag}.txt")
+    agg_cpu0, kids_cpu0 = cpu_seconds(c.aggregator.proc.pid), children_cpu()
+    t0 = time.monotonic()
+    p = run([exe("bench_ingest"), "--endpoint", c.ingest, "--counties", "all", "--realistic",
+             "--events", str(n), "--batch", "500", "--window", "16", "--rate", "1e9", "--run", tag,
+             "--acks-out", acks], check=False, timeout=left())
+    if p.returncode:
+        raise SystemExit(f"bench_ingest failed: {p.stdout}{p.stderr[-1000:]}")
+    res = []
+    for q in subs:
+        out = q.communicate(timeout=left())[0].split()
+        res.append((int(out[0]), float(out[1]), float(out[2])))
+    wall = time.monotonic() - t0
+    agg_cpu = cpu_seconds(c.aggregator.proc.pid) - agg_cpu0
+    kids_cpu = children_cpu() - kids_cpu0
+    with open(acks) as f:
+        first_send = min(float(line.split()[0]) for line in f)
+    got = [r[0] for r in res]
+    worst = max(r[2] for r in res) - first_send
+    print(f"feed[light]: {p.stdout.strip().splitlines()[0]}", flush=True)
+    print(f"feed[light]: {len(subs)} light subscribers received {min(got)}..{max(got)} of {n} "
+          f"events each ({'all' if min(got) == n else 'SOME DROPPED'}); the last had all in "
+          f"{worst:.2f} s from the first send = {min(got) / worst:,.0f} events/s per subscriber, "
+          f"{sum(got) / worst:,.0f} events/s delivered in all; load {loadavg()}", flush=True)
+    print(f"feed[light]: CPU over those {wall:.1f} s: aggregator {agg_cpu:.1f} s, subscribers and "
+          f"bench_ingest {kids_cpu:.1f} s", flush=True)
 
 
 # ---- the query protocol by hand (ReplayRequest / ReplayResponse) -------------------------------
@@ -232,6 +294,9 @@ try:
     print(f"feed: CPU over those {wall:.1f} s (2 cores = {2 * wall:.1f} core-s): aggregator "
           f"{agg_cpu:.1f} s, subscribers (tail + wc) and bench_ingest {kids_cpu:.1f} s",
           flush=True)
+
+    if not args.no_light:
+        light_subscribers(c, n, "light")
 
     # -- 2. replay of R events ------------------------------------------------------------------
     have = ledger_seq(c)

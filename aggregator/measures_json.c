@@ -2,6 +2,21 @@
 #include "measures_json.h"
 #include "err.h"
 
+#include <string.h>
+
+/* A row's text as a JSON string. Names are cut to fit their field byte by byte, which may split
+ * a character at the end; jansson refuses invalid UTF-8 (json_string returns NULL and the field
+ * would silently be missing), so a split character is dropped. NULL if the text is invalid
+ * elsewhere. */
+static json_t *s_text(const char *s)
+{
+    size_t n = strlen(s);
+    json_t *j = json_stringn(s, n);
+    for (int cut = 0; !j && cut < 3 && n > 0; cut++)
+        j = json_stringn(s, --n);
+    return j;
+}
+
 int as_measures_add_json(json_t *obj, const as_measures_t *m)
 {
     struct {
@@ -60,9 +75,14 @@ json_t *as_totals_to_json(uint32_t year, as_dim_t by, const as_totals_row_t *row
         json_t *r = json_object();
         if (!r)
             goto fail;
-        json_object_set_new(r, "key", json_string(rows[i].key));
-        json_object_set_new(r, "name", json_string(rows[i].name[0] ? rows[i].name : rows[i].key));
-        if (as_measures_add_json(r, &rows[i].m) != 0 || json_array_append_new(arr, r) != 0)
+        json_t *name = rows[i].name[0] ? s_text(rows[i].name) : NULL;
+        if (json_object_set_new(r, "key", s_text(rows[i].key)) != 0 ||
+            json_object_set_new(r, "name", name ? name : s_text(rows[i].key)) != 0 ||
+            as_measures_add_json(r, &rows[i].m) != 0) {
+            json_decref(r);
+            goto fail;
+        }
+        if (json_array_append_new(arr, r) != 0) /* r is released even on failure */
             goto fail;
     }
     if (json_object_set_new(o, "rows", arr) != 0) {

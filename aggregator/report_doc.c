@@ -19,7 +19,8 @@ typedef struct {
 } s_cell_t;
 
 struct as_doc_table_s {
-    int part;
+    int part;    /* part number (1…8), as in the JSON */
+    size_t sect; /* the as_doc_part entry it was added under (a number may have two) */
     char *file, *title;
     s_col_t *cols;
     size_t ncols;
@@ -127,6 +128,7 @@ as_doc_table_t *as_doc_table(as_doc_t *d, const char *file, const char *title)
         return NULL;
     }
     t->part = d->nparts ? d->parts[d->nparts - 1].part : 0;
+    t->sect = d->nparts ? d->nparts - 1 : SIZE_MAX;
     d->tables[d->ntables++] = t;
     return t;
 }
@@ -236,24 +238,51 @@ static void s_printf(s_buf_t *b, const char *fmt, ...)
         s_put(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
 }
 
-/* A number as people read it: yuan with two decimals, one decimal, percent, or integer. */
+/* Decimal digits of a, right-aligned ending at end; returns the first. */
+static char *s_digits(char *end, uint64_t a)
+{
+    do
+        *--end = (char)('0' + a % 10);
+    while (a /= 10);
+    return end;
+}
+
+/* A number as people read it: yuan with two decimals, one decimal, percent, or integer (no
+ * printf: a report formats a few million numbers). out must hold 32 bytes. */
 static void s_human(char *out, size_t cap, as_cell_kind_t kind, int64_t v)
 {
-    const char *sign = v < 0 ? "-" : "";
+    char tmp[32], *end = tmp + sizeof tmp, *p = end;
     uint64_t a = v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v;
-    switch (kind) {
-    case AS_CELL_FEN:
-        snprintf(out, cap, "%s%llu.%02llu", sign, (unsigned long long)(a / 100),
-                 (unsigned long long)(a % 100));
-        break;
-    case AS_CELL_TENTHS:
-    case AS_CELL_PERMILLE:
-        snprintf(out, cap, "%s%llu.%llu%s", sign, (unsigned long long)(a / 10),
-                 (unsigned long long)(a % 10), kind == AS_CELL_PERMILLE ? "%" : "");
-        break;
-    default:
-        snprintf(out, cap, "%lld", (long long)v);
+    if (kind == AS_CELL_PERMILLE)
+        *--p = '%';
+    if (kind == AS_CELL_FEN) {
+        *--p = (char)('0' + a % 10);
+        *--p = (char)('0' + a / 10 % 10);
+        *--p = '.';
+        a /= 100;
+    } else if (kind == AS_CELL_TENTHS || kind == AS_CELL_PERMILLE) {
+        *--p = (char)('0' + a % 10);
+        *--p = '.';
+        a /= 10;
     }
+    p = s_digits(p, a);
+    if (v < 0)
+        *--p = '-';
+    size_t n = (size_t)(end - p);
+    if (n >= cap)
+        n = cap - 1;
+    memcpy(out, p, n);
+    out[n] = 0;
+}
+
+/* A signed integer. */
+static void s_put_int(s_buf_t *b, int64_t v)
+{
+    char tmp[24], *end = tmp + sizeof tmp;
+    char *p = s_digits(end, v < 0 ? (uint64_t)(-(v + 1)) + 1 : (uint64_t)v);
+    if (v < 0)
+        *--p = '-';
+    s_put(b, p, (size_t)(end - p));
 }
 
 static int s_emit(as_archive_file_t **files, size_t *n, const char *prefix, const char *name,
@@ -325,15 +354,19 @@ static void s_csv(const as_doc_table_t *t, s_buf_t *b)
 static void s_json_str(s_buf_t *b, const char *s)
 {
     s_puts(b, "\"");
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
+    for (;;) {
+        const char *run = s;
+        while ((unsigned char)*s >= 0x20 && *s != '"' && *s != '\\')
+            s++;
+        s_put(b, run, (size_t)(s - run));
+        if (!*s)
+            break;
+        unsigned char ch = (unsigned char)*s++;
         if (ch == '"' || ch == '\\') {
             char e[3] = {'\\', (char)ch, 0};
             s_puts(b, e);
-        } else if (ch < 0x20) {
-            s_printf(b, "\\u%04x", ch);
         } else {
-            s_put(b, s, 1);
+            s_printf(b, "\\u%04x", ch);
         }
     }
     s_puts(b, "\"");
@@ -377,12 +410,14 @@ static void s_json(const as_doc_t *d, s_buf_t *b)
                 int64_t v = k < t->ncells ? t->cells[k].v : 0;
                 if (t->cols[c].kind == AS_CELL_TEXT)
                     s_json_str(b, k < t->ncells && t->cells[k].text ? t->cells[k].text : "");
-                else if (t->cols[c].kind == AS_CELL_TENTHS)
-                    s_printf(b, "%lld.%lld", (long long)(v / 10), (long long)llabs(v % 10));
-                else if (t->cols[c].kind == AS_CELL_PERMILLE)
-                    s_printf(b, "%lld.%lld", (long long)(v / 10), (long long)llabs(v % 10));
-                else
-                    s_printf(b, "%lld", (long long)v);
+                else if (t->cols[c].kind == AS_CELL_TENTHS || t->cols[c].kind == AS_CELL_PERMILLE) {
+                    /* "v/10.|v%10|" as C divides: -15 → "-1.5", -5 → "0.5" */
+                    s_put_int(b, v / 10);
+                    char frac[2] = {'.', (char)('0' + llabs(v % 10))};
+                    s_put(b, frac, 2);
+                } else {
+                    s_put_int(b, v);
+                }
             }
             s_puts(b, "}");
         }
@@ -395,23 +430,14 @@ static void s_json(const as_doc_t *d, s_buf_t *b)
 
 static void s_html_text(s_buf_t *b, const char *s)
 {
-    for (; *s; s++) {
-        switch (*s) {
-        case '<':
-            s_puts(b, "&lt;");
+    for (;;) {
+        size_t n = strcspn(s, "<>&\"");
+        s_put(b, s, n);
+        s += n;
+        if (!*s)
             break;
-        case '>':
-            s_puts(b, "&gt;");
-            break;
-        case '&':
-            s_puts(b, "&amp;");
-            break;
-        case '"':
-            s_puts(b, "&quot;");
-            break;
-        default:
-            s_put(b, s, 1);
-        }
+        s_puts(b, *s == '<' ? "&lt;" : *s == '>' ? "&gt;" : *s == '&' ? "&amp;" : "&quot;");
+        s++;
     }
 }
 
@@ -492,7 +518,7 @@ static void s_html(const as_doc_t *d, s_buf_t *b)
         s_html_text(b, d->parts[p].heading);
         s_puts(b, "</h2>\n");
         for (size_t i = 0; i < d->ntables; i++)
-            if (d->tables[i]->part == d->parts[p].part)
+            if (d->tables[i]->sect == p)
                 s_html_table(d->tables[i], b);
         s_puts(b, "</section>\n");
     }

@@ -645,13 +645,17 @@ static int s_mkdirs(const char *path)
     return 0;
 }
 
-static int s_write_file(const char *dir, const as_archive_file_t *f)
+/* Writes one file atomically (a temporary name, then rename); made is the folder created last
+ * (files come folder by folder: one mkdir chain per folder, not per file). */
+static int s_write_file(const char *dir, const as_archive_file_t *f, char *made, size_t made_cap)
 {
     char path[4096], tmp[4200];
     snprintf(path, sizeof path, "%s/%s", dir, f->name);
     char *slash = strrchr(path, '/');
     *slash = 0;
-    int rc = s_mkdirs(path);
+    int rc = strcmp(path, made) == 0 ? 0 : s_mkdirs(path);
+    if (rc == 0)
+        snprintf(made, made_cap, "%s", path);
     *slash = '/';
     if (rc)
         return rc;
@@ -670,9 +674,10 @@ static int s_write_file(const char *dir, const as_archive_file_t *f)
 
 static int s_write_all(const char *dir, const as_archive_file_t *f, size_t n)
 {
+    char made[4096] = "";
     int rc = s_mkdirs(dir);
     for (size_t i = 0; rc == 0 && i < n; i++)
-        rc = s_write_file(dir, &f[i]);
+        rc = s_write_file(dir, &f[i], made, sizeof made);
     if (rc)
         AS_ERROR("report", "writing %s: %s", dir, strerror(-rc));
     return rc;

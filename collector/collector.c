@@ -72,7 +72,10 @@ static void s_on_reject(void *arg, uint8_t kind, const uint8_t *data, size_t len
                 fputs("\xEF\xBB\xBFrow,column,value,reason_zh,reason_en\r\n", f);
             /* the aggregator's reason reads "中文 / English" */
             const char *sep = strstr(reason, " / ");
-            fprintf(f, "%u,,%s,", e->source_row, e->event_id ? e->event_id : "");
+            /* the event id is the office's text: it may hold commas and quotes */
+            fprintf(f, "%u,,", e->source_row);
+            s_csv_field(f, e->event_id ? e->event_id : "");
+            fputc(',', f);
             if (sep) {
                 char zh[512];
                 snprintf(zh, sizeof zh, "%.*s", (int)(sep - reason), reason);

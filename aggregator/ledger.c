@@ -246,7 +246,7 @@ struct as_ledger_s {
     uint64_t grow_margin;     /* bytes the largest group so far added to the file, doubled */
     bool must_grow;           /* the last group hit MDB_MAP_FULL */
     bool grow_outside;        /* growth only in as_ledger_grow (opts.grow_outside_groups) */
-    atomic_int backups;       /* backups running in other threads (their reads block growth) */
+    atomic_int backups;       /* reads in other threads (backups, monitor): no growth */
     as_commit_info_t info;    /* of the open group */
     s_map_t ids;              /* id → seq + state, this group's dedup records */
     s_map_t cells, vrefs;     /* summed deltas */
@@ -1836,6 +1836,11 @@ int as_ledger_collector(as_ledger_t *l, const char *collector_id, as_collector_i
     return rc ? s_db("reading a collector", rc) : 0;
 }
 
+void as_ledger_hold_map(as_ledger_t *l, int delta)
+{
+    atomic_fetch_add(&l->backups, delta);
+}
+
 int as_ledger_backup(as_ledger_t *l, const char *dir)
 {
     if (mkdir(dir, 0750) != 0 && errno != EEXIST) {
@@ -1844,7 +1849,7 @@ int as_ledger_backup(as_ledger_t *l, const char *dir)
     }
     atomic_fetch_add(&l->backups, 1); /* no map growth while the copy reads */
     int rc = mdb_env_copy2(l->env, dir, MDB_CP_COMPACT);
-    atomic_fetch_sub(&l->backups, 1);
+    atomic_fetch_sub(&l->backups, 1); /* the query endpoint also holds it from the loop */
     return rc ? s_db("backing up the ledger", rc) : 0;
 }
 
@@ -2588,6 +2593,20 @@ static const char *s_enum_name(as_dim_t by, int i, bool zh)
 }
 
 /* The human name of a row key. */
+/* Drops a UTF-8 character cut by a byte-limited copy at the end of s. */
+static void s_trim_cut_utf8(char *s)
+{
+    size_t n = strlen(s), i = n, cont = 0;
+    while (i > 0 && cont < 3 && ((unsigned char)s[i - 1] & 0xC0) == 0x80)
+        i--, cont++;
+    if (i == 0)
+        return;
+    unsigned char lead = (unsigned char)s[i - 1];
+    size_t want = lead >= 0xF0 ? 4 : lead >= 0xE0 ? 3 : lead >= 0xC0 ? 2 : 1;
+    if (want > 1 && cont + 1 < want)
+        s[i - 1] = 0;
+}
+
 static void s_row_name(s_q_t *q, as_totals_row_t *r)
 {
     const char *k = r->key, *name = NULL;
@@ -2643,6 +2662,7 @@ static void s_row_name(s_q_t *q, as_totals_row_t *r)
         break;
     }
     snprintf(r->name, sizeof r->name, "%s", name ? name : k);
+    s_trim_cut_utf8(r->name); /* a long organisation name is cut to the row's bytes */
 }
 
 /* The name of a composite row "KEY|KEY2": "NAME|NAME2". */
@@ -2670,6 +2690,7 @@ static void s_row_name2(s_q_t *q, as_totals_row_t *r)
         memcpy(r->name + n + 1, b.name, m);
         r->name[n + 1 + m] = 0;
     }
+    s_trim_cut_utf8(r->name);
 }
 
 static int s_totals(as_ledger_t *l, uint32_t year, as_dim_t by, int by2, const as_filter_t *filter,

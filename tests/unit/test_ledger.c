@@ -872,6 +872,25 @@ static void test_names(void **state)
     assert_string_equal(rows[0].key, ev.org_code);
     assert_string_equal(rows[0].name, "测试社会组织3");
     free(rows);
+    /* a name longer than a row's 95 bytes is cut at a character, never inside one */
+    as_event_t lg;
+    s_event(f, &lg, county, 4, 20250313);
+    char longname[AS_NAME_MAX + 1] = "";
+    for (int i = 0; i < 40; i++)
+        strcat(longname, i % 2 ? "会" : "协"); /* 3 bytes each: 95 = 31 x 3 + 2 */
+    snprintf(lg.org_name, sizeof lg.org_name, "%s", longname);
+    assert_int_equal(s_apply1(f, &lg).code, AS_RESULT_ACCEPTED);
+    assert_int_equal(as_ledger_totals(f->l, 2025, AS_DIM_ORG, NULL, &rows, &n, &t), 0);
+    bool seen = false;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(rows[i].key, lg.org_code) != 0)
+            continue;
+        seen = true;
+        assert_int_equal(strlen(rows[i].name), 93);
+        assert_memory_equal(rows[i].name, longname, 93);
+    }
+    assert_true(seen);
+    free(rows);
     assert_int_equal(as_ledger_totals(f->l, 2025, AS_DIM_AREA, NULL, &rows, &n, &t), 0);
     assert_string_equal(rows[0].key, as_area_name(AS_AREA_EDUCATION));
     assert_string_equal(rows[0].name, as_area_name_zh(AS_AREA_EDUCATION));

@@ -41,8 +41,9 @@ int as_aggregator_run(as_aggregator_t *agg);
  * handles; as_aggregator_run then returns. Call on the loop thread. Harmless twice. */
 void as_aggregator_stop(as_aggregator_t *agg);
 
-/* Re-reads the authorized keys (what SIGHUP does). Returns 0, or an error (old keys kept); 0
- * when CURVE is off. */
+/* Re-reads the authorized keys (the aggregator's part of SIGHUP; the daemon's reload hook,
+ * as_aggregator_on_reload, then reloads the rest, e.g. the organisation registry). Returns 0,
+ * or an error (old keys kept); 0 when CURVE is off. */
 int as_aggregator_reload(as_aggregator_t *agg);
 
 /* Called on the loop after each successful commit (after the feed published, before the

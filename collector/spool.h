@@ -33,7 +33,9 @@ typedef int (*as_spool_reader_fn)(void *arg, const char *path, const char *name,
                                   as_spool_result_t *r);
 
 /* Called on the loop after a file was committed and moved (events = valid rows put into the
- * outbox, 0 when the same content had been taken before; errors = rows rejected). */
+ * outbox, 0 when the same content had been taken before; errors = entries written to
+ * NAME.errors.csv: one per rejected value, so a row with two bad values counts twice, and
+ * file-level warnings such as an unknown column count too). */
 typedef void (*as_spool_taken_cb)(void *arg, const char *name, size_t events, size_t errors);
 
 typedef struct {

@@ -1,4 +1,6 @@
 /* err: aidstat's error codes and their text. */
+/* strerrordesc_np (_GNU_SOURCE, set by the build): errno's text as a static string, without
+ * strerror's per-thread buffer */
 #include "err.h"
 
 #include <string.h>
@@ -37,8 +39,11 @@ const char *as_strerror(int code)
     case AS_E_AUTH:
         return "not authenticated or not authorised";
     default:
-        if (code < 0 && code > -4096)
-            return strerror(-code);
+        if (code < 0 && code > -4096) {
+            const char *s = strerrordesc_np(-code);
+            if (s)
+                return s;
+        }
         return "unknown error";
     }
 }

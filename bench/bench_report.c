@@ -374,8 +374,11 @@ int main(int argc, char **argv)
             return 2;
         }
     }
-    if (runs < 1 || runs > MAX_RUNS || nsizes < 1 || s_norgs < 1) {
-        fprintf(stderr, "bench_report: bad arguments\n");
+    bool rising = sizes[0] > 0;
+    for (int i = 1; i < nsizes; i++)
+        rising = rising && sizes[i] > sizes[i - 1];
+    if (runs < 1 || runs > MAX_RUNS || nsizes < 1 || !rising || s_norgs < 1) {
+        fprintf(stderr, "bench_report: bad arguments (sizes must rise)\n");
         return 2;
     }
     as_log_setup(AS_LOG_WARN, AS_LOG_TEXT);

@@ -38,6 +38,8 @@ struct as_http_s {
     int open_handles; /* server-owned handles not yet closed */
     bool destroying;
     bool push_armed;
+    uv_work_t catch_work; /* the monitor's catch-up on a worker thread (its fsync off the loop) */
+    bool catching, catch_again;
     int port;
 };
 
@@ -887,12 +889,58 @@ static void s_heartbeat_cb(uv_timer_t *t)
     }
 }
 
+static void s_catch_up_work(uv_work_t *w)
+{
+    as_http_t *h = w->data;
+    as_monitor_async_run(h->src.monitor, h->src.ledger);
+}
+
+static void s_start_catch_up(as_http_t *h);
+
+static void s_catch_up_done(uv_work_t *w, int status)
+{
+    as_http_t *h = w->data;
+    (void)status;
+    h->catching = false;
+    h->open_handles--;
+    if (h->destroying) {
+        s_server_maybe_free(h);
+        return;
+    }
+    if (h->catch_again)
+        s_start_catch_up(h);
+}
+
+/* Lets the monitor follow the log after commits without its durable commit on the loop: the
+ * completeness and flags answers still catch up themselves before answering. */
+static void s_start_catch_up(as_http_t *h)
+{
+    if (!h->src.monitor || h->destroying)
+        return;
+    if (h->catching) {
+        h->catch_again = true;
+        return;
+    }
+    h->catch_again = false;
+    h->catch_work.data = h;
+    as_monitor_async_begin(h->src.monitor, h->src.ledger);
+    int rc = uv_queue_work(h->loop, &h->catch_work, s_catch_up_work, s_catch_up_done);
+    if (rc) {
+        /* ends the begun catch-up at once, on this thread */
+        as_monitor_async_run(h->src.monitor, h->src.ledger);
+        AS_WARN("http", "cannot hand the monitor's catch-up to a worker (%s); it ran here",
+                uv_strerror(rc));
+        return;
+    }
+    h->catching = true;
+    h->open_handles++; /* the server is freed only after s_catch_up_done */
+}
+
 static void s_push_cb(uv_timer_t *t)
 {
     as_http_t *h = t->data;
     h->push_armed = false;
-    if (h->src.monitor)
-        as_monitor_catch_up(h->src.monitor, h->src.ledger);
+    s_start_catch_up(h);
     /* one message per distinct year followed (almost always just one) */
     uint32_t years[8];
     char *msgs[8];

@@ -97,6 +97,11 @@ typedef struct {
  * when the group transaction is open, or AS_E_DB. */
 int as_ledger_grow(as_ledger_t *l);
 
+/* Holds (delta +1) or releases (-1) the map's size for reads in another thread: as_ledger_grow
+ * does nothing while it is held. Hold on the thread that grows the map (the loop) before handing
+ * work to the other thread; release from anywhere once that work's reads are over. */
+void as_ledger_hold_map(as_ledger_t *l, int delta);
+
 /* Starts the write transaction of a group. Returns 0, AS_E_STATE if one is open, AS_E_DB. */
 int as_ledger_begin(as_ledger_t *l);
 

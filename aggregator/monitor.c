@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <lmdb.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,11 +18,14 @@
 
 struct as_monitor_s {
     MDB_env *env;
-    MDB_dbi nil;    /* county(4) year(2) month(1) → "" */
-    MDB_dbi months; /* county(4) year(2) month(1) → uint64 events read from the log */
-    MDB_dbi flags;  /* seq(8, big-endian) → date(4) flags(4) JSON text */
-    MDB_dbi meta;   /* "seq" → uint64 newest event-log sequence read */
-    uint64_t seq;
+    MDB_dbi nil;          /* county(4) year(2) month(1) → "" */
+    MDB_dbi months;       /* county(4) year(2) month(1) → uint64 events read from the log */
+    MDB_dbi flags;        /* seq(8, big-endian) → date(4) flags(4) JSON text */
+    MDB_dbi meta;         /* "seq" → uint64 newest event-log sequence read */
+    uint64_t seq;         /* under lock */
+    pthread_mutex_t lock; /* one catch-up at a time, from any thread */
+    pthread_cond_t idle;  /* signalled when pending falls to 0 */
+    int pending;          /* catch-ups handed to another thread, not yet ended */
 };
 
 static const char *s_flag_names[] = {"check_char_failed",
@@ -72,6 +76,17 @@ as_monitor_t *as_monitor_new(const char *dir, bool no_sync, int *err)
         free(m);
         return NULL;
     }
+    if (pthread_mutex_init(&m->lock, NULL) != 0) {
+        *err = AS_E_NOMEM;
+        free(m);
+        return NULL;
+    }
+    if (pthread_cond_init(&m->idle, NULL) != 0) {
+        pthread_mutex_destroy(&m->lock);
+        *err = AS_E_NOMEM;
+        free(m);
+        return NULL;
+    }
     *err = AS_E_DB;
     if ((rc = mdb_env_create(&m->env)) != 0)
         goto fail;
@@ -101,6 +116,8 @@ fail:
         mdb_txn_abort(txn);
     if (m->env)
         mdb_env_close(m->env);
+    pthread_cond_destroy(&m->idle);
+    pthread_mutex_destroy(&m->lock);
     free(m);
     return NULL;
 }
@@ -109,14 +126,43 @@ void as_monitor_destroy(as_monitor_t **self_p)
 {
     if (!self_p || !*self_p)
         return;
-    mdb_env_close((*self_p)->env);
-    free(*self_p);
+    as_monitor_t *m = *self_p;
+    pthread_mutex_lock(&m->lock);
+    while (m->pending > 0) /* a catch-up queued on a worker thread still uses m */
+        pthread_cond_wait(&m->idle, &m->lock);
+    pthread_mutex_unlock(&m->lock);
+    mdb_env_close(m->env);
+    pthread_cond_destroy(&m->idle);
+    pthread_mutex_destroy(&m->lock);
+    free(m);
     *self_p = NULL;
 }
 
-uint64_t as_monitor_seq(const as_monitor_t *m)
+uint64_t as_monitor_seq(as_monitor_t *m)
 {
-    return m->seq;
+    pthread_mutex_lock(&m->lock);
+    uint64_t seq = m->seq;
+    pthread_mutex_unlock(&m->lock);
+    return seq;
+}
+
+void as_monitor_async_begin(as_monitor_t *m, as_ledger_t *l)
+{
+    as_ledger_hold_map(l, +1);
+    pthread_mutex_lock(&m->lock);
+    m->pending++;
+    pthread_mutex_unlock(&m->lock);
+}
+
+int as_monitor_async_run(as_monitor_t *m, as_ledger_t *l)
+{
+    int rc = as_monitor_catch_up(m, l);
+    as_ledger_hold_map(l, -1); /* before the end: the ledger may close once destroy returns */
+    pthread_mutex_lock(&m->lock);
+    if (--m->pending == 0)
+        pthread_cond_broadcast(&m->idle);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
 }
 
 int as_monitor_put_nil(as_monitor_t *m, uint32_t county, uint32_t year, uint32_t month)
@@ -220,7 +266,17 @@ static int s_scan_cb(void *ctx, const as_log_entry_t *e, const uint8_t *pb, size
     return 0;
 }
 
+static int s_catch_up(as_monitor_t *m, as_ledger_t *l);
+
 int as_monitor_catch_up(as_monitor_t *m, as_ledger_t *l)
+{
+    pthread_mutex_lock(&m->lock);
+    int rc = s_catch_up(m, l);
+    pthread_mutex_unlock(&m->lock);
+    return rc;
+}
+
+static int s_catch_up(as_monitor_t *m, as_ledger_t *l)
 {
     uint64_t last = as_ledger_last_seq(l);
     if (last <= m->seq)

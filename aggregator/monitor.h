@@ -24,12 +24,21 @@ void as_monitor_destroy(as_monitor_t **self_p);
 int as_monitor_put_nil(as_monitor_t *m, uint32_t county, uint32_t year, uint32_t month);
 
 /* Reads the ledger's event log from where it stopped last time up to its newest sequence and
- * records reported months and flagged events. Cheap when nothing is new; call it after commits
- * (or on a timer) and before answering. Returns 0 or a negative error. */
+ * records reported months and flagged events, in one durable transaction. Cheap when nothing is
+ * new; call it after commits and before answering. Safe from any thread: catch-ups run one at a
+ * time. Returns 0 or a negative error. */
 int as_monitor_catch_up(as_monitor_t *m, as_ledger_t *l);
 
+/* A catch-up on another thread, so that its fsync does not stall the caller's loop: call
+ * as_monitor_async_begin on the loop thread before handing the work over (it holds the ledger's
+ * map size, as_ledger_hold_map, until the work's reads are over), then as_monitor_async_run on
+ * the worker. as_monitor_destroy waits for every begun catch-up to end; destroy the monitor
+ * before the ledger. as_monitor_async_run returns as as_monitor_catch_up. */
+void as_monitor_async_begin(as_monitor_t *m, as_ledger_t *l);
+int as_monitor_async_run(as_monitor_t *m, as_ledger_t *l);
+
 /* Newest event-log sequence read so far. */
-uint64_t as_monitor_seq(const as_monitor_t *m);
+uint64_t as_monitor_seq(as_monitor_t *m);
 
 /* The completeness grid of year over every county of the province:
  * {"year":Y,"months":["Y-01",...],"counties":[{"code":"360730","name":"宁都县","city":"360700",

@@ -347,6 +347,7 @@ static void s_backup_work(uv_work_t *w)
 {
     s_backup_t *b = w->data;
     b->rc = as_ledger_backup(b->q->ledger, b->dir);
+    as_ledger_hold_map(b->q->ledger, -1);
 }
 
 static void s_backup_done(uv_work_t *w, int status)
@@ -400,8 +401,12 @@ static void s_backup(as_query_t *q, s_envelope_t *env, const Aidstat__V1__Backup
     }
     b->env.n = env->n;
     env->n = 0; /* moved */
+    /* held from here, on the loop: as_ledger_backup's own hold starts on the worker, after a
+     * growth the loop might have begun meanwhile */
+    as_ledger_hold_map(q->ledger, +1);
     int rc = uv_queue_work(q->loop, &b->work, s_backup_work, s_backup_done);
     if (rc) {
+        as_ledger_hold_map(q->ledger, -1);
         s_send_error(q, &b->env, rc, "backup could not be started");
         s_env_close(&b->env);
         free(b->dir);

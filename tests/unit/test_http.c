@@ -652,7 +652,10 @@ static void test_stream(void **state)
     assert_non_null(strstr(s, "\"activities\":9"));
     assert_non_null(strstr(s, "\"seq\":9"));
     free(s);
-    /* the monitor followed the log on the way */
+    /* the monitor followed the log on the way (on a worker thread) */
+    uint64_t deadline = s_ms() + 2000;
+    while (as_monitor_seq(f->monitor) != 9 && s_ms() < deadline)
+        s_pump(f);
     assert_int_equal(as_monitor_seq(f->monitor), 9);
     close(fd);
     uint64_t until = s_ms() + 2000;

@@ -921,6 +921,8 @@ static void s_start_catch_up(as_http_t *h)
         h->catch_again = true;
         return;
     }
+    if (as_ledger_growth_waiting(h->src.ledger))
+        return; /* let the next commit grow the map first; its push comes back here */
     h->catch_again = false;
     h->catch_work.data = h;
     as_monitor_async_begin(h->src.monitor, h->src.ledger);

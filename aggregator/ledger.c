@@ -247,6 +247,7 @@ struct as_ledger_s {
     bool must_grow;           /* the last group hit MDB_MAP_FULL */
     bool grow_outside;        /* growth only in as_ledger_grow (opts.grow_outside_groups) */
     atomic_int backups;       /* reads in other threads (backups, monitor): no growth */
+    atomic_bool grow_waiting; /* as_ledger_grow found the map too small while it was held */
     as_commit_info_t info;    /* of the open group */
     s_map_t ids;              /* id → seq + state, this group's dedup records */
     s_map_t cells, vrefs;     /* summed deltas */
@@ -468,7 +469,7 @@ void as_ledger_set_event_hook(as_ledger_t *l, as_ledger_event_cb cb, void *ctx)
 
 /* Grows the map (no transaction open) when the data would come near its end: above 70% use, or
  * less room left than twice the largest group so far wrote, or after a MDB_MAP_FULL. */
-static int s_maybe_grow(as_ledger_t *l)
+static int s_maybe_grow(as_ledger_t *l, bool dry_run)
 {
     MDB_envinfo info;
     MDB_stat st;
@@ -477,10 +478,17 @@ static int s_maybe_grow(as_ledger_t *l)
         return s_db("reading the map size", rc);
     uint64_t used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
     uint64_t want = info.me_mapsize;
-    while (l->must_grow || used * 10 > want * 7 || want - used < l->grow_margin) {
+    bool must = l->must_grow;
+    while (must || used * 10 > want * 7 || want - used < l->grow_margin) {
         want *= 2;
-        l->must_grow = false;
+        must = false;
     }
+    if (dry_run) {
+        atomic_store(&l->grow_waiting, want != info.me_mapsize);
+        return 0;
+    }
+    l->must_grow = false;
+    atomic_store(&l->grow_waiting, false);
     if (want == info.me_mapsize)
         return 0;
     if ((rc = mdb_env_set_mapsize(l->env, want)) != 0)
@@ -539,16 +547,21 @@ int as_ledger_grow(as_ledger_t *l)
 {
     if (l->txn)
         return AS_E_STATE;
-    if (atomic_load(&l->backups) > 0)
-        return 0; /* a backup's read transaction is open in another thread: next time */
-    return s_maybe_grow(l);
+    if (atomic_load(&l->backups) > 0) /* a read in another thread: next time */
+        return s_maybe_grow(l, true);
+    return s_maybe_grow(l, false);
+}
+
+bool as_ledger_growth_waiting(as_ledger_t *l)
+{
+    return atomic_load(&l->grow_waiting);
 }
 
 int as_ledger_begin(as_ledger_t *l)
 {
     if (l->txn)
         return AS_E_STATE;
-    int rc = l->grow_outside ? 0 : s_maybe_grow(l);
+    int rc = l->grow_outside ? 0 : s_maybe_grow(l, false);
     if (rc)
         return rc;
     if ((rc = mdb_txn_begin(l->env, NULL, 0, &l->txn)) != 0) {

@@ -102,6 +102,10 @@ int as_ledger_grow(as_ledger_t *l);
  * work to the other thread; release from anywhere once that work's reads are over. */
 void as_ledger_hold_map(as_ledger_t *l, int delta);
 
+/* True when as_ledger_grow wanted to grow the map but it was held: holders that can wait (the
+ * monitor's catch-up) should not take a new hold until a growth has happened. */
+bool as_ledger_growth_waiting(as_ledger_t *l);
+
 /* Starts the write transaction of a group. Returns 0, AS_E_STATE if one is open, AS_E_DB. */
 int as_ledger_begin(as_ledger_t *l);
 

@@ -803,6 +803,49 @@ static void test_map_growth(void **state)
     assert_int_equal(s_total(f->l, 2025).organisations, 300);
 }
 
+/* While another thread's read holds the map, as_ledger_grow does not resize it but says that
+ * it waits; once released, the next call grows it. */
+static void test_map_growth_held(void **state)
+{
+    fx_t *f = *state;
+    as_ledger_destroy(&f->l);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->path);
+    assert_int_equal(system(cmd), 0);
+    as_ledger_opts_t o = {
+        .initial_map_bytes = 1u << 20, .no_sync = true, .grow_outside_groups = true};
+    int err = 0;
+    f->l = as_ledger_new(f->path, &o, &err);
+    assert_non_null(f->l);
+    assert_false(as_ledger_growth_waiting(f->l));
+    as_event_t ev;
+    uint64_t file, map;
+    /* fill the 1 MiB map past 70 % with small groups, growing only when not held */
+    as_ledger_hold_map(f->l, +1);
+    int i = 0;
+    while (!as_ledger_growth_waiting(f->l)) {
+        assert_int_equal(as_ledger_grow(f->l), 0);
+        if (as_ledger_growth_waiting(f->l))
+            break;
+        assert_int_equal(as_ledger_begin(f->l), 0);
+        for (int j = 0; j < 50; j++, i++) {
+            s_event(f, &ev, s_county((size_t)i % 40), i % 300, 20250101 + (i % 12) * 100);
+            as_apply_result_t r;
+            assert_int_equal(as_ledger_apply(f->l, &ev, &r), 0);
+        }
+        assert_int_equal(as_ledger_commit(f->l, NULL), 0);
+        assert_true(i < 20000);
+    }
+    assert_int_equal(as_ledger_size(f->l, &file, &map), 0);
+    assert_int_equal(map, 1u << 20); /* held: not grown */
+    as_ledger_hold_map(f->l, -1);
+    assert_int_equal(as_ledger_grow(f->l), 0);
+    assert_false(as_ledger_growth_waiting(f->l));
+    assert_int_equal(as_ledger_size(f->l, &file, &map), 0);
+    assert_true(map > (1u << 20));
+    assert_int_equal(as_ledger_last_seq(f->l), (uint64_t)i);
+}
+
 static void test_collectors(void **state)
 {
     fx_t *f = *state;
@@ -917,6 +960,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_totals_property, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_log_reopen_abort, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_map_growth_held, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_collectors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_names, s_setup, s_teardown),
     };

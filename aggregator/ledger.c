@@ -2794,3 +2794,75 @@ done:
     s_map_free(&q.seen);
     return rc;
 }
+
+/* ---- organisations' activities by attribute value (from the province org
+ * rows) ------------- */
+
+int as_ledger_org_activities(as_ledger_t *l, uint32_t year, as_dim_t dim, unsigned value,
+                             as_org_activities_cb cb, void *ctx)
+{
+    int first = dim == AS_DIM_AREA      ? SL_AREA
+                : dim == AS_DIM_MONTH   ? SL_MONTH
+                : dim == AS_DIM_GROUP   ? SL_GROUP
+                : dim == AS_DIM_FUNDING ? SL_FUNDING
+                : dim == AS_DIM_PROJECT ? SL_PROJECT
+                                        : -1;
+    int end = dim == AS_DIM_AREA      ? SL_MONTH
+              : dim == AS_DIM_MONTH   ? SL_GROUP
+              : dim == AS_DIM_GROUP   ? SL_FUNDING
+              : dim == AS_DIM_FUNDING ? SL_PROJECT
+                                      : NS;
+    if (first < 0 || year > 9999 || first + (int)value >= end)
+        return AS_E_INVALID;
+    MDB_txn *txn;
+    MDB_cursor *c = NULL;
+    int rc = s_read_begin(l, &txn);
+    if (rc)
+        return rc;
+    if ((rc = mdb_cursor_open(txn, l->db_orefs, &c)) != 0)
+        goto done;
+    /* year · LV_PROVINCE · province · SUP_ANY · org: one seek per province */
+    uint32_t code = 0;
+    for (;;) {
+        uint8_t start[OREF_KEY] = {0};
+        s_oref_key(start, (uint16_t)year, LV_PROVINCE, code, SUP_ANY, start + 8);
+        MDB_val k = {OREF_KEY, start}, v;
+        if ((rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE)) != 0)
+            break;
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size != OREF_KEY || memcmp(kp, start, 3) != 0)
+            break;
+        code = (uint32_t)s_get_be(kp + 3, 3);
+        if (s_get_be(kp + 6, 2) != SUP_ANY)
+            continue; /* this province's supervisor rows come before SUP_ANY: seek it
+                       */
+        for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+            kp = k.mv_data;
+            if (k.mv_size != OREF_KEY || memcmp(kp, start, 3) != 0 || s_get_be(kp + 3, 3) != code ||
+                s_get_be(kp + 6, 2) != SUP_ANY)
+                break;
+            int64_t g[NG + NS];
+            if (s_rec_decode(v.mv_data, v.mv_size, g, NG + NS) != 0)
+                continue;
+            int64_t n = g[NG + first + (int)value];
+            if (n <= 0)
+                continue;
+            char org[AS_CODE_LEN + 1] = {0};
+            memcpy(org, kp + 8, 18);
+            if (cb(ctx, org, (uint64_t)n) != 0)
+                goto done; /* rc is 0 */
+        }
+        if (rc != 0 && rc != MDB_NOTFOUND)
+            break;
+        rc = 0;
+        if (++code > 0xffffff)
+            break;
+    }
+    if (rc == MDB_NOTFOUND)
+        rc = 0;
+done:
+    if (c)
+        mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    return rc ? s_db("reading organisation rows", rc) : 0;
+}

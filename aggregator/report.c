@@ -224,23 +224,35 @@ static void s_summary(as_report_t *r, as_doc_t *d, const as_measures_t *m, const
                       : 0);
 }
 
-/* Key projects against their targets; pj is project × org (whole province or one unit). */
-static void s_targets(as_report_t *r, as_doc_t *d, const char *file, const s_tot_t *proj,
-                      const s_tot_t *pj)
+typedef struct {
+    as_report_t *r;
+    uint64_t provincial;
+} s_pairing_t;
+
+/* An organisation with pairing activities: counted when registered at the provincial level. */
+static int s_pairing_org(void *ctx, const char *code, uint64_t activities)
 {
-    uint64_t provincial = 0, talents = 0;
-    /* pj is org × project: keys "CODE18|pairing" cut to 23 bytes ("CODE18|pair", still
-     * unique among the projects) */
-    for (size_t i = 0; i < pj->n; i++) {
-        const char *k = pj->rows[i].key, *bar = strchr(k, '|');
-        if (!bar || strncmp(bar + 1, "pair", 4) != 0 || !r->reg || pj->rows[i].m.activities == 0)
-            continue;
-        char code[AS_CODE_LEN + 1];
-        snprintf(code, sizeof code, "%.*s", (int)(bar - k), k);
-        as_registry_org_t o;
-        if (as_registry_lookup(r->reg, code, &o) == 0 && o.level == AS_ORGLEVEL_PROVINCIAL)
-            provincial++;
-    }
+    s_pairing_t *p = ctx;
+    as_registry_org_t o;
+    if (activities && as_registry_lookup(p->r->reg, code, &o) == 0 &&
+        o.level == AS_ORGLEVEL_PROVINCIAL)
+        p->provincial++;
+    return 0;
+}
+
+/* Key projects against their targets; the pairing organisations from the organisation rows
+ * (as many as organisations), not from an organisation × project scan of the finest records. */
+static int s_targets(as_report_t *r, as_doc_t *d, const char *file, uint32_t year,
+                     const s_tot_t *proj)
+{
+    s_pairing_t pairing = {r, 0};
+    uint64_t talents = 0;
+    int rc = r->reg ? as_ledger_org_activities(r->l, year, AS_DIM_PROJECT, AS_PROJECT_PAIRING,
+                                               s_pairing_org, &pairing)
+                    : 0;
+    if (rc)
+        return rc;
+    uint64_t provincial = pairing.provincial;
     for (size_t i = 0; i < proj->n; i++)
         if (strcmp(proj->rows[i].key, "social_work") == 0)
             talents = proj->rows[i].m.social_workers;
@@ -265,6 +277,7 @@ static void s_targets(as_report_t *r, as_doc_t *d, const char *file, const s_tot
                                            (int64_t)rows[i].target
                                      : 0);
     }
+    return 0;
 }
 
 static const char *s_kind_zh(uint8_t kind)
@@ -525,17 +538,13 @@ static int s_main_doc(s_build_t *b, bool final, uint64_t ms)
     s_tot_free(&t);
 
     as_doc_part(d, 7, "七、重点项目");
-    s_tot_t pj;
     if ((rc = s_tot(r, b->year, AS_DIM_PROJECT, -1, -1, &t)) != 0)
         return rc;
-    if ((rc = s_tot(r, b->year, AS_DIM_ORG, AS_DIM_PROJECT, -1, &pj)) != 0) {
-        s_tot_free(&t);
-        return rc;
-    }
     s_dim_table(d, "07_projects", "按重点项目", "项目", t.rows, t.n, &t.total, NULL, 0);
-    s_targets(r, d, "07_targets", &t, &pj);
+    rc = s_targets(r, d, "07_targets", b->year, &t);
     s_tot_free(&t);
-    s_tot_free(&pj);
+    if (rc)
+        return rc;
 
     as_doc_part(d, 8, "八、数据质量");
     return s_quality(r, d, b->year);

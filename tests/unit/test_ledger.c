@@ -894,6 +894,120 @@ static void test_collectors(void **state)
     free(all);
 }
 
+/* ---- organisations' activities by attribute value ------------------------------------------ */
+
+typedef struct {
+    char code[AS_CODE_LEN + 1];
+    uint64_t n;
+} s_oa_t;
+
+typedef struct {
+    s_oa_t rows[64];
+    size_t n;
+} s_oas_t;
+
+static int s_oa_cb(void *ctx, const char *code, uint64_t activities)
+{
+    s_oas_t *o = ctx;
+    assert_true(o->n < 64);
+    assert_true(o->n == 0 || strcmp(o->rows[o->n - 1].code, code) < 0); /* credit-code order */
+    snprintf(o->rows[o->n].code, sizeof o->rows[o->n].code, "%s", code);
+    o->rows[o->n++].n = activities;
+    return 0;
+}
+
+static unsigned s_attr_value(const as_event_t *ev, as_dim_t dim)
+{
+    return dim == AS_DIM_AREA      ? ev->area
+           : dim == AS_DIM_MONTH   ? ev->date / 100 % 100
+           : dim == AS_DIM_GROUP   ? ev->group
+           : dim == AS_DIM_FUNDING ? ev->funding
+                                   : ev->project;
+}
+
+/* as_ledger_org_activities against the live events, after corrections and retractions. */
+static void test_org_activities(void **state)
+{
+    fx_t *f = *state;
+    const size_t N = 600;
+    as_event_t *evs = calloc(N, sizeof *evs);
+    bool *live = calloc(N, sizeof *live);
+    size_t n = 0;
+    while (n < N) {
+        assert_int_equal(as_ledger_begin(f->l), 0);
+        for (size_t i = 0; i < 40 && n < N; i++, n++) {
+            as_event_t *ev = &evs[n];
+            s_random_event(f, ev);
+            size_t t = n ? s_rand((uint32_t)n) : 0;
+            bool change = n && live[t] && s_rand(6) == 0;
+            if (change && s_rand(2) == 0) { /* a retraction: the target with a new id */
+                *ev = evs[t];
+                s_id(ev->county, ++f->next_id, ev->id);
+                ev->retract = true;
+            }
+            if (change) { /* else a correction: new attributes in the same county */
+                ev->county = evs[t].county;
+                s_id(ev->county, ++f->next_id, ev->id);
+                ev->has_correction = true;
+                memcpy(ev->correction_of, evs[t].id, AS_ID_LEN);
+            }
+            as_apply_result_t r;
+            assert_int_equal(as_ledger_apply(f->l, ev, &r), 0);
+            assert_int_equal(r.code, AS_RESULT_ACCEPTED);
+            if (change)
+                live[t] = false;
+            live[n] = !ev->retract;
+        }
+        assert_int_equal(as_ledger_commit(f->l, NULL), 0);
+    }
+    static const struct {
+        as_dim_t dim;
+        unsigned count;
+    } dims[] = {{AS_DIM_AREA, AS_AREA_COUNT},
+                {AS_DIM_MONTH, 13},
+                {AS_DIM_GROUP, AS_GROUP_COUNT},
+                {AS_DIM_FUNDING, AS_FUNDING_COUNT},
+                {AS_DIM_PROJECT, AS_PROJECT_COUNT}};
+    for (uint32_t year = 2025; year <= 2027; year++)
+        for (size_t d = 0; d < sizeof dims / sizeof dims[0]; d++)
+            for (unsigned v = 0; v < dims[d].count; v++) {
+                s_oas_t got = {.n = 0};
+                assert_int_equal(
+                    as_ledger_org_activities(f->l, year, dims[d].dim, v, s_oa_cb, &got), 0);
+                size_t expect_orgs = 0;
+                for (size_t i = 0; i < got.n; i++) {
+                    uint64_t want = 0;
+                    for (size_t e = 0; e < N; e++)
+                        want += live[e] && evs[e].date / 10000 == year &&
+                                s_attr_value(&evs[e], dims[d].dim) == v &&
+                                strcmp(evs[e].org_code, got.rows[i].code) == 0;
+                    assert_int_equal(got.rows[i].n, want);
+                }
+                /* and no organisation with live events there is missing */
+                char seen[64][AS_CODE_LEN + 1];
+                for (size_t e = 0; e < N; e++) {
+                    if (!live[e] || evs[e].date / 10000 != year ||
+                        s_attr_value(&evs[e], dims[d].dim) != v)
+                        continue;
+                    size_t k = 0;
+                    while (k < expect_orgs && strcmp(seen[k], evs[e].org_code) != 0)
+                        k++;
+                    if (k == expect_orgs)
+                        snprintf(seen[expect_orgs++], sizeof seen[0], "%s", evs[e].org_code);
+                }
+                assert_int_equal(got.n, expect_orgs);
+            }
+    s_oas_t none = {.n = 0};
+    assert_int_equal(as_ledger_org_activities(f->l, 2025, AS_DIM_COUNTY, 0, s_oa_cb, &none),
+                     AS_E_INVALID);
+    assert_int_equal(
+        as_ledger_org_activities(f->l, 2025, AS_DIM_PROJECT, AS_PROJECT_COUNT, s_oa_cb, &none),
+        AS_E_INVALID);
+    assert_int_equal(none.n, 0);
+    free(evs);
+    free(live);
+}
+
 static void test_names(void **state)
 {
     fx_t *f = *state;
@@ -963,6 +1077,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_growth_held, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_collectors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_names, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_org_activities, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

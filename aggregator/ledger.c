@@ -2795,8 +2795,7 @@ done:
     return rc;
 }
 
-/* ---- organisations' activities by attribute value (from the province org
- * rows) ------------- */
+/* ---- organisations' activities by attribute value (the province org rows) ----------------- */
 
 int as_ledger_org_activities(as_ledger_t *l, uint32_t year, as_dim_t dim, unsigned value,
                              as_org_activities_cb cb, void *ctx)

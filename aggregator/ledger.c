@@ -2833,8 +2833,7 @@ int as_ledger_org_activities(as_ledger_t *l, uint32_t year, as_dim_t dim, unsign
             break;
         code = (uint32_t)s_get_be(kp + 3, 3);
         if (s_get_be(kp + 6, 2) != SUP_ANY)
-            continue; /* this province's supervisor rows come before SUP_ANY: seek it
-                       */
+            continue; /* the province's supervisor rows come first: seek its SUP_ANY rows */
         for (; rc == 0; rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
             kp = k.mv_data;
             if (k.mv_size != OREF_KEY || memcmp(kp, start, 3) != 0 || s_get_be(kp + 3, 3) != code ||

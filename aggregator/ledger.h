@@ -210,16 +210,14 @@ int as_ledger_totals2(as_ledger_t *l, uint32_t year, as_dim_t by, as_dim_t by2,
                       const as_filter_t *filter, as_totals_row_t **rows, size_t *nrows,
                       as_measures_t *total);
 
-/* Receives an organisation (credit code) and its activities (live events);
- * non-zero stops. */
+/* Receives an organisation (credit code) and its activities (live events); non-zero stops. */
 typedef int (*as_org_activities_cb)(void *ctx, const char *credit_code, uint64_t activities);
 
-/* Calls cb for every organisation with activities in year whose attribute dim
- * (AS_DIM_AREA, MONTH, GROUP, FUNDING or PROJECT) has the given value (the
- * enum's number, a month 1…12), with their number, in credit-code order (once
- * per province the ledger holds). Reads the organisations' province rows only
- * (as many as organisations), never the finest records or the event log.
- * AS_E_INVALID for another dimension or a value out of range. */
+/* Calls cb for every organisation with activities in year whose attribute dim (AS_DIM_AREA,
+ * MONTH, GROUP, FUNDING or PROJECT) has the given value (the enum's number, a month 1…12), with
+ * their number, in credit-code order (once per province the ledger holds). Reads the
+ * organisations' province rows only (as many as organisations), never the finest records or the
+ * event log. AS_E_INVALID for another dimension or a value out of range. */
 int as_ledger_org_activities(as_ledger_t *l, uint32_t year, as_dim_t dim, unsigned value,
                              as_org_activities_cb cb, void *ctx);
 

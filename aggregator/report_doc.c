@@ -411,7 +411,10 @@ static void s_json(const as_doc_t *d, s_buf_t *b)
                 if (t->cols[c].kind == AS_CELL_TEXT)
                     s_json_str(b, k < t->ncells && t->cells[k].text ? t->cells[k].text : "");
                 else if (t->cols[c].kind == AS_CELL_TENTHS || t->cols[c].kind == AS_CELL_PERMILLE) {
-                    /* "v/10.|v%10|" as C divides: -15 → "-1.5", -5 → "0.5" */
+                    /* "v/10.|v%10|" as C divides: -15 → "-1.5"; -5 divides to 0, so the sign
+                     * is written first: "-0.5" */
+                    if (v < 0 && v > -10)
+                        s_puts(b, "-");
                     s_put_int(b, v / 10);
                     char frac[2] = {'.', (char)('0' + llabs(v % 10))};
                     s_put(b, frac, 2);

@@ -462,7 +462,7 @@ static int s_csv_header(as_sheet_t *s)
     int seen[AS_COL_COUNT];
     for (int c = 0; c < AS_COL_COUNT; c++)
         seen[c] = -1;
-    char zh[160], en[160];
+    char zh[200], en[200]; /* room for the longest list of missing columns (mzh, men) */
     for (size_t i = 0; i < s->ncols; i++) {
         const char *h = s->cells[i];
         int c = s->lens[i] ? as_column_lookup(h) : -1;

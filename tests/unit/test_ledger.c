@@ -104,7 +104,8 @@ static void s_event(fx_t *f, as_event_t *ev, uint32_t county, int org, uint32_t 
     ev->group = AS_GROUP_ELDERLY;
     ev->funding = AS_FUNDING_CHARITY;
     ev->date = date;
-    snprintf(ev->village, sizeof ev->village, "%06u%06d", county, 100 + org);
+    snprintf(ev->village, sizeof ev->village, "%06u%06u", county % 1000000u,
+             (100u + (unsigned)org) % 1000000u);
     ev->beneficiaries = 10;
     ev->registered_poor = 3;
     ev->funds_fen = 100000;

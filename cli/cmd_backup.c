@@ -60,8 +60,9 @@ int as_cmd_backup(int argc, char **argv)
     req.body_case = AIDSTAT__V1__QUERY_REQUEST__BODY_BACKUP;
     req.backup = &br;
     Aidstat__V1__QueryResponse *resp = NULL;
-    int timeout_ms = o.timeout > 0 && o.timeout < 86400 ? (int)o.timeout * 1000 : 600000;
-    rc = as_qclient_call(o.endpoint, timeout_ms, &req, &resp, err, sizeof err);
+    int timeout_ms = as_qclient_timeout_ms(o.timeout, 600000);
+    rc = as_qclient_call(o.endpoint, timeout_ms, &req, AIDSTAT__V1__QUERY_RESPONSE__BODY__NOT_SET,
+                         &resp, err, sizeof err);
     if (rc) {
         fprintf(stderr, "aidstat backup: %s\n", err);
         return 1;

@@ -90,8 +90,9 @@ int as_cmd_registry(int argc, char **argv)
     req.body_case = AIDSTAT__V1__QUERY_REQUEST__BODY_REGISTRY_IMPORT;
     req.registry_import = &ri;
     Aidstat__V1__QueryResponse *resp = NULL;
-    int timeout_ms = o.timeout > 0 && o.timeout < 86400 ? (int)o.timeout * 1000 : 60000;
-    rc = as_qclient_call(o.endpoint, timeout_ms, &req, &resp, err, sizeof err);
+    int timeout_ms = as_qclient_timeout_ms(o.timeout, 60000);
+    rc = as_qclient_call(o.endpoint, timeout_ms, &req, AIDSTAT__V1__QUERY_RESPONSE__BODY__NOT_SET,
+                         &resp, err, sizeof err);
     free(csv);
     if (rc) {
         fprintf(stderr, "aidstat registry: %s\n", err);

@@ -97,15 +97,11 @@ int as_cmd_status(int argc, char **argv)
     req.body_case = AIDSTAT__V1__QUERY_REQUEST__BODY_STATUS;
     req.status = &sreq;
     Aidstat__V1__QueryResponse *resp = NULL;
-    int timeout_ms = o.timeout > 0 && o.timeout < 86400 ? (int)o.timeout * 1000 : 10000;
-    rc = as_qclient_call(o.endpoint, timeout_ms, &req, &resp, err, sizeof err);
+    int timeout_ms = as_qclient_timeout_ms(o.timeout, 10000);
+    rc = as_qclient_call(o.endpoint, timeout_ms, &req,
+                         AIDSTAT__V1__QUERY_RESPONSE__BODY_STATUS_INFO, &resp, err, sizeof err);
     if (rc) {
         fprintf(stderr, "aidstat status: %s\n", err);
-        return 1;
-    }
-    if (resp->body_case != AIDSTAT__V1__QUERY_RESPONSE__BODY_STATUS_INFO) {
-        fprintf(stderr, "aidstat status: the aggregator answered something else than status\n");
-        aidstat__v1__query_response__free_unpacked(resp, NULL);
         return 1;
     }
     const Aidstat__V1__StatusResponse *s = resp->status_info;

@@ -7,8 +7,14 @@
 #include <stdlib.h>
 #include <zmq.h>
 
+int as_qclient_timeout_ms(int64_t seconds, int default_ms)
+{
+    return seconds > 0 && seconds < 86400 ? (int)seconds * 1000 : default_ms;
+}
+
 int as_qclient_call(const char *endpoint, int timeout_ms, const Aidstat__V1__QueryRequest *req,
-                    Aidstat__V1__QueryResponse **resp, char *err, size_t errlen)
+                    Aidstat__V1__QueryResponse__BodyCase expect, Aidstat__V1__QueryResponse **resp,
+                    char *err, size_t errlen)
 {
     *resp = NULL;
     int rc = 0;
@@ -66,6 +72,12 @@ int as_qclient_call(const char *endpoint, int timeout_ms, const Aidstat__V1__Que
         snprintf(err, errlen, "the aggregator says: %s",
                  (*resp)->error && *(*resp)->error ? (*resp)->error : as_strerror((*resp)->status));
         rc = (*resp)->status;
+        aidstat__v1__query_response__free_unpacked(*resp, NULL);
+        *resp = NULL;
+    } else if (expect && (*resp)->body_case != expect) {
+        snprintf(err, errlen, "the aggregator at %s answered another kind of message than asked",
+                 endpoint);
+        rc = AS_E_PARSE;
         aidstat__v1__query_response__free_unpacked(*resp, NULL);
         *resp = NULL;
     }

@@ -83,9 +83,10 @@ class Subscriber:
 
     def lines(self):
         with open(self.out_path, "rb") as f:
-            data = f.read().decode("utf-8")
-        # a line being written may be incomplete: only whole lines count
-        return [l for l in data.split("\n")[:-1] if l]
+            data = f.read()
+        # a line being written (or cut by a kill) may be incomplete, even inside a UTF-8
+        # character: only whole lines count, and they are decoded one by one
+        return [l.decode("utf-8") for l in data.split(b"\n")[:-1] if l]
 
     def events(self):
         return [json.loads(l) for l in self.lines()]

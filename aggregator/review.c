@@ -11,7 +11,8 @@
 /*
  * Sub-databases of the ledger's environment, written inside the group transaction:
  *   flagcount  year(2) bit(1) county(3) → live flagged events (i64)
- *   xcounty    org(18) date(4) county(3) seq(8) → village(12) funds(8) goods(8) benef(8)
+ *   xmatch     'V' date(4) org(18) village(12) county(3) seq(8) and
+ *              'M' date(4) org(18) funds(8) goods(8) benef(8) county(3) seq(8) → empty:
  *              live events, to find the same activity reported by another county
  * The same-activity rule: a new event (or correction) is flagged DUPLICATE_ACROSS_COUNTIES when a
  * live event of the same organisation on the same date from ANOTHER county has the same village
@@ -20,8 +21,6 @@
  */
 
 #define NWIN_SLOTS 1024 /* open-addressing table of county windows */
-#define XK         33
-#define XV         36
 
 typedef struct {
     uint64_t *v; /* ring of window values */
@@ -221,37 +220,148 @@ static bool s_outlier(as_review_t *r, const as_event_t *ev)
 
 /* ---- the cross-county index ----------------------------------------------------------------- */
 
-/* date4 org18 county3 seq8: the date first, so that a group's inserts, which arrive roughly in
- * date order (a county's monthly spreadsheet), land on few pages of the index; with the
- * organisation first every insert dirtied a page of its own. A lookup reads the range of one
- * (date, organisation). */
-static void s_xkey(uint8_t *k, const as_event_t *ev, uint64_t seq)
+/* "xmatch" holds up to two records per live counted event, each keyed by what the rule compares
+ * and then by county, so that a lookup is at most two seeks whatever a county reported that day:
+ *   'V' date4 org18 village12        county3 seq8   (when the event names a village)
+ *   'M' date4 org18 funds8 goods8 benef8 county3 seq8   (when one of the three is non-zero)
+ * The date comes right after the tag, so that a group's inserts, which arrive roughly in date
+ * order (a county's monthly spreadsheet), land on few pages. Values are empty. */
+#define XPV   (1 + 4 + 18 + 12) /* prefix compared of a 'V' record */
+#define XPM   (1 + 4 + 18 + 24) /* of an 'M' record */
+#define XKMAX (XPM + 3 + 8)
+
+typedef struct {
+    uint32_t date, county;
+    const char *org;     /* credit code, up to AS_CODE_LEN bytes */
+    const char *village; /* up to 12 bytes, "" for none */
+    int64_t funds, goods;
+    uint64_t benef;
+} s_xfacts_t;
+
+static s_xfacts_t s_facts(const as_event_t *ev)
 {
-    memset(k, 0, XK);
-    for (int i = 0; i < 4; i++)
-        k[i] = (uint8_t)(ev->date >> (24 - 8 * i));
-    memcpy(k + 4, ev->org_code, strnlen(ev->org_code, AS_CODE_LEN));
-    for (int i = 0; i < 3; i++)
-        k[22 + i] = (uint8_t)(ev->county >> (16 - 8 * i));
-    for (int i = 0; i < 8; i++)
-        k[25 + i] = (uint8_t)(seq >> (56 - 8 * i));
+    return (s_xfacts_t){.date = ev->date,
+                        .county = ev->county,
+                        .org = ev->org_code,
+                        .village = ev->village,
+                        .funds = ev->funds_fen,
+                        .goods = ev->goods_fen,
+                        .benef = ev->beneficiaries};
 }
 
-static void s_xval(uint8_t *v, const as_event_t *ev)
+static void s_put_be(uint8_t *p, uint64_t v, int n)
 {
-    memset(v, 0, XV);
-    memcpy(v, ev->village, strnlen(ev->village, 12));
-    memcpy(v + 12, &ev->funds_fen, 8);
-    memcpy(v + 20, &ev->goods_fen, 8);
-    memcpy(v + 28, &ev->beneficiaries, 8);
+    for (int i = 0; i < n; i++)
+        p[i] = (uint8_t)(v >> (8 * (n - 1 - i)));
 }
 
-/* A ledger written before the index was keyed by date first holds "xcounty" (org18 date4 ...):
- * its records move to the new order once, in the opening transaction, and it is dropped. */
-static int s_convert_xcounty(MDB_txn *txn, MDB_dbi to)
+static uint64_t s_get_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* The key of kind 'V' or 'M' for f (with county and seq); returns its prefix length, or 0 when f
+ * has no record of that kind. */
+static size_t s_xkey(uint8_t k[XKMAX], char kind, const s_xfacts_t *f, uint32_t county,
+                     uint64_t seq)
+{
+    memset(k, 0, XKMAX);
+    k[0] = (uint8_t)kind;
+    s_put_be(k + 1, f->date, 4);
+    memcpy(k + 5, f->org, strnlen(f->org, AS_CODE_LEN));
+    size_t p;
+    if (kind == 'V') {
+        size_t vn = strnlen(f->village, 12);
+        if (!vn)
+            return 0;
+        memcpy(k + 23, f->village, vn);
+        p = XPV;
+    } else {
+        if (!f->funds && !f->goods && !f->benef)
+            return 0;
+        s_put_be(k + 23, (uint64_t)f->funds, 8);
+        s_put_be(k + 31, (uint64_t)f->goods, 8);
+        s_put_be(k + 39, f->benef, 8);
+        p = XPM;
+    }
+    s_put_be(k + p, county, 3);
+    s_put_be(k + p + 3, seq, 8);
+    return p;
+}
+
+/* Puts (dir > 0) or deletes (dir < 0) f's records. */
+static int s_xindex(MDB_txn *txn, MDB_dbi dbi, const s_xfacts_t *f, uint64_t seq, int dir)
+{
+    static const char kinds[2] = {'V', 'M'};
+    for (int i = 0; i < 2; i++) {
+        uint8_t kb[XKMAX];
+        size_t p = s_xkey(kb, kinds[i], f, f->county, seq);
+        if (!p)
+            continue;
+        MDB_val k = {p + 11, kb}, v = {0, NULL};
+        int rc = dir > 0 ? mdb_put(txn, dbi, &k, &v, 0) : mdb_del(txn, dbi, &k, NULL);
+        if (rc && !(dir < 0 && rc == MDB_NOTFOUND))
+            return rc;
+    }
+    return 0;
+}
+
+/* Is there a record with kb's first p bytes from a county other than ev's? */
+static int s_other_county(MDB_cursor *c, uint8_t *kb, size_t p, uint32_t mine, bool *hit)
+{
+    for (uint32_t from = 0;; from = mine + 1) {
+        s_put_be(kb + p, from, 3);
+        memset(kb + p + 3, 0, 8);
+        MDB_val k = {p + 11, kb}, v;
+        int rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        if (rc == MDB_NOTFOUND)
+            return 0;
+        if (rc)
+            return rc;
+        const uint8_t *kp = k.mv_data;
+        if (k.mv_size != p + 11 || memcmp(kp, kb, p) != 0)
+            return 0;
+        uint32_t county = (uint32_t)(kp[p] << 16 | kp[p + 1] << 8 | kp[p + 2]);
+        if (county != mine) {
+            *hit = true;
+            return 0;
+        }
+        if (from > mine || mine == 0xffffff)
+            return 0;
+    }
+}
+
+/* Is there a live event of the same organisation and date from another county matching ev? */
+static int s_cross_county(as_review_t *r, MDB_txn *txn, const as_event_t *ev, bool *hit)
+{
+    *hit = false;
+    MDB_cursor *c;
+    int rc = mdb_cursor_open(txn, r->db_x, &c);
+    if (rc)
+        return rc;
+    s_xfacts_t f = s_facts(ev);
+    static const char kinds[2] = {'V', 'M'};
+    for (int i = 0; i < 2 && !rc && !*hit; i++) {
+        uint8_t kb[XKMAX];
+        size_t p = s_xkey(kb, kinds[i], &f, 0, 0);
+        if (p)
+            rc = s_other_county(c, kb, p, ev->county, hit);
+    }
+    mdb_cursor_close(c);
+    return rc;
+}
+
+/* A ledger written before "xmatch" holds one record per live event in "xdate" (date4 org18
+ * county3 seq8) or, older, "xcounty" (org18 date4 county3 seq8), each → village12 funds8 goods8
+ * benef8 (native order): they move to "xmatch" once, in the opening transaction, and the old
+ * index is dropped. */
+static int s_convert_old(MDB_txn *txn, MDB_dbi to, const char *name, size_t date_at, size_t org_at)
 {
     MDB_dbi from;
-    int rc = mdb_dbi_open(txn, "xcounty", 0, &from);
+    int rc = mdb_dbi_open(txn, name, 0, &from);
     if (rc == MDB_NOTFOUND)
         return 0;
     if (rc)
@@ -263,15 +373,20 @@ static int s_convert_xcounty(MDB_txn *txn, MDB_dbi to)
     MDB_val k, v;
     for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0;
          rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        if (k.mv_size != XK)
+        if (k.mv_size != 33 || v.mv_size != 36)
             continue;
-        uint8_t nk[XK];
-        const uint8_t *ok = k.mv_data;
-        memcpy(nk, ok + 18, 4);
-        memcpy(nk + 4, ok, 18);
-        memcpy(nk + 22, ok + 22, XK - 22);
-        MDB_val key = {XK, nk};
-        if ((rc = mdb_put(txn, to, &key, &v, 0)) != 0)
+        const uint8_t *kp = k.mv_data, *vp = v.mv_data;
+        char org[AS_CODE_LEN + 1] = {0}, village[13] = {0};
+        memcpy(org, kp + org_at, 18);
+        memcpy(village, vp, 12);
+        s_xfacts_t f = {.date = (uint32_t)s_get_be(kp + date_at, 4),
+                        .county = (uint32_t)s_get_be(kp + 22, 3),
+                        .org = org,
+                        .village = village};
+        memcpy(&f.funds, vp + 12, 8);
+        memcpy(&f.goods, vp + 20, 8);
+        memcpy(&f.benef, vp + 28, 8);
+        if ((rc = s_xindex(txn, to, &f, s_get_be(kp + 25, 8), +1)) != 0)
             break;
         n++;
     }
@@ -280,39 +395,8 @@ static int s_convert_xcounty(MDB_txn *txn, MDB_dbi to)
         return rc;
     if ((rc = mdb_drop(txn, from, 1)) != 0)
         return rc;
-    AS_INFO("review", "cross-county index converted to date order (%zu records)", n);
+    AS_INFO("review", "cross-county index converted from \"%s\" (%zu events)", name, n);
     return 0;
-}
-
-/* Is there a live event of the same organisation and date from another county matching ev? */
-static int s_cross_county(as_review_t *r, MDB_txn *txn, const as_event_t *ev, bool *hit)
-{
-    *hit = false;
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(txn, r->db_x, &c);
-    if (rc)
-        return rc;
-    uint8_t kb[XK], mine[XV];
-    s_xkey(kb, ev, 0);
-    memset(kb + 22, 0, 3); /* from the first county of this organisation and date */
-    s_xval(mine, ev);
-    bool some = ev->funds_fen || ev->goods_fen || ev->beneficiaries;
-    MDB_val k = {XK, kb}, v;
-    for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); rc == 0 && !*hit;
-         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
-        const uint8_t *kp = k.mv_data;
-        if (k.mv_size != XK || memcmp(kp, kb, 22) != 0)
-            break;
-        uint32_t county = (uint32_t)(kp[22] << 16 | kp[23] << 8 | kp[24]);
-        if (county == ev->county || v.mv_size != XV)
-            continue;
-        const uint8_t *vp = v.mv_data;
-        if ((ev->village[0] && memcmp(vp, mine, 12) == 0) ||
-            (some && memcmp(vp + 12, mine + 12, 24) == 0))
-            *hit = true;
-    }
-    mdb_cursor_close(c);
-    return rc == 0 || rc == MDB_NOTFOUND ? 0 : rc;
 }
 
 /* ---- counts and amendments ---------------------------------------------------------------------
@@ -418,20 +502,15 @@ static int s_hook(void *ctx, MDB_txn *txn, as_event_t *ev, const as_ledger_event
 
     /* the target leaves the counts and the index; the event enters them */
     if (t) {
-        uint8_t kb[XK];
-        s_xkey(kb, t, info->target->seq);
-        MDB_val k = {XK, kb};
-        if ((rc = mdb_del(txn, r->db_x, &k, NULL)) != 0 && rc != MDB_NOTFOUND)
+        s_xfacts_t f = s_facts(t);
+        if ((rc = s_xindex(txn, r->db_x, &f, info->target->seq, -1)) != 0)
             return rc;
         if ((rc = s_count(r, txn, t->flags, tyear, t->county, -1)) != 0)
             return rc;
     }
     if (counted) {
-        uint8_t kb[XK], vb[XV];
-        s_xkey(kb, ev, info->seq);
-        s_xval(vb, ev);
-        MDB_val k = {XK, kb}, v = {XV, vb};
-        if ((rc = mdb_put(txn, r->db_x, &k, &v, 0)) != 0)
+        s_xfacts_t f = s_facts(ev);
+        if ((rc = s_xindex(txn, r->db_x, &f, info->seq, +1)) != 0)
             return rc;
         if ((rc = s_count(r, txn, ev->flags, year, ev->county, +1)) != 0)
             return rc;
@@ -493,8 +572,10 @@ as_review_t *as_review_new(as_ledger_t *l, as_registry_t *reg, as_archive_t *ar,
         return NULL;
     }
     if ((rc = mdb_dbi_open(txn, "flagcount", MDB_CREATE, &r->db_flags)) != 0 ||
-        (rc = mdb_dbi_open(txn, "xdate", MDB_CREATE, &r->db_x)) != 0 ||
-        (rc = s_convert_xcounty(txn, r->db_x)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
+        (rc = mdb_dbi_open(txn, "xmatch", MDB_CREATE, &r->db_x)) != 0 ||
+        (rc = s_convert_old(txn, r->db_x, "xdate", 0, 4)) != 0 ||
+        (rc = s_convert_old(txn, r->db_x, "xcounty", 18, 0)) != 0 ||
+        (rc = mdb_txn_commit(txn)) != 0) {
         if (rc)
             AS_ERROR("review", "opening the review databases: %s", mdb_strerror(rc));
         mdb_txn_abort(txn);

@@ -114,40 +114,90 @@ static void test_cross_county(void **state)
     yf_close(f);
 }
 
-/* A ledger from before the cross-county index was keyed by date first: its "xcounty" records
- * (org18 date4 county3 seq8) are converted when the review opens, and still match. */
+/* The rule looks at most two records a side however many events one county reported of the
+ * same organisation and day; a matching village counts as the same activity whatever the amounts.
+ */
+static void test_cross_county_village_and_crowd(void **state)
+{
+    yf_t *f = yf_open(registry, NULL);
+    enum { N = 3000 };
+    as_event_t *crowd = calloc(N, sizeof *crowd);
+    assert_non_null(crowd);
+    for (int i = 0; i < N; i++) {
+        crowd[i] = yf_event(f, 360730, ORG_A, 20250320, 100 + i, 1 + i % 7);
+        if (i == N / 2)
+            snprintf(crowd[i].village, sizeof crowd[i].village, "360730100201");
+    }
+    yf_apply(f, crowd, N);
+    for (int i = 0; i < N; i++)
+        assert_int_equal(crowd[i].flags, 0);
+    as_event_t ev[4] = {
+        yf_event(f, 360731, ORG_A, 20250320, 99, 1),      /* no match */
+        yf_event(f, 360731, ORG_A, 20250320, 100 + N - 1, /* the last one's amounts */
+                 1 + (N - 1) % 7),
+        yf_event(f, 360732, ORG_A, 20250320, 5, 5), /* the village */
+        yf_event(f, 360733, ORG_A, 20250320, 8, 8), /* other village: no */
+    };
+    snprintf(ev[2].village, sizeof ev[2].village, "360730100201");
+    snprintf(ev[3].village, sizeof ev[3].village, "360730100202");
+    yf_apply(f, ev, 4);
+    assert_int_equal(ev[0].flags, 0);
+    assert_int_equal(ev[1].flags, AS_FLAG_DUPLICATE_ACROSS_COUNTIES);
+    assert_int_equal(ev[2].flags, AS_FLAG_DUPLICATE_ACROSS_COUNTIES);
+    assert_int_equal(ev[3].flags, 0);
+    /* the crowd's village event retracted: the village no longer matches */
+    as_event_t r = yf_change(f, &crowd[N / 2], true);
+    yf_apply(f, &r, 1);
+    as_event_t again = yf_event(f, 360734, ORG_A, 20250320, 9, 9);
+    snprintf(again.village, sizeof again.village, "360730100201");
+    yf_apply(f, &again, 1);
+    assert_int_equal(again.flags, AS_FLAG_DUPLICATE_ACROSS_COUNTIES); /* 360732's still does */
+    free(crowd);
+    yf_close(f);
+}
+
+/* Writes one record of an older index layout: key date/org at the given offsets, county3 seq8;
+ * value village12 funds8 goods8 benef8 in native order. */
+static void s_old_record(MDB_txn *txn, MDB_dbi dbi, size_t date_at, size_t org_at,
+                         const as_event_t *ev, uint64_t seq)
+{
+    uint8_t k[33] = {0}, v[36] = {0};
+    for (int i = 0; i < 4; i++)
+        k[date_at + i] = (uint8_t)(ev->date >> (24 - 8 * i));
+    memcpy(k + org_at, ev->org_code, 18);
+    for (int i = 0; i < 3; i++)
+        k[22 + i] = (uint8_t)(ev->county >> (16 - 8 * i));
+    for (int i = 0; i < 8; i++)
+        k[25 + i] = (uint8_t)(seq >> (56 - 8 * i));
+    memcpy(v, ev->village, strnlen(ev->village, 12));
+    memcpy(v + 12, &ev->funds_fen, 8);
+    memcpy(v + 20, &ev->goods_fen, 8);
+    memcpy(v + 28, &ev->beneficiaries, 8);
+    MDB_val key = {33, k}, val = {36, v};
+    assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
+}
+
+/* Ledgers from before "xmatch": one record per event in "xdate" (date4 org18 ...) or, older,
+ * "xcounty" (org18 date4 ...); both are converted when the review opens, and still match. */
 static void test_cross_county_index_converted(void **state)
 {
     yf_t *f = yf_open(registry, NULL);
-    as_event_t first = yf_event(f, 360730, ORG_A, 20250310, 5000, 20);
-    yf_apply(f, &first, 1);
     as_report_destroy(&f->rep);
     as_review_destroy(&f->rv);
 
-    /* rewrite the index as the old layout had it */
+    as_event_t by_village = yf_event(f, 360730, ORG_A, 20250310, 0, 0);
+    snprintf(by_village.village, sizeof by_village.village, "360730100201");
+    as_event_t by_amounts = yf_event(f, 360730, ORG_B, 20250311, 5000, 20);
     MDB_env *env = as_ledger_env(f->l);
     MDB_txn *txn;
-    MDB_dbi xd, xc;
+    MDB_dbi xd, xc, xm;
     assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
-    assert_int_equal(mdb_dbi_open(txn, "xdate", 0, &xd), 0);
+    assert_int_equal(mdb_dbi_open(txn, "xdate", MDB_CREATE, &xd), 0);
     assert_int_equal(mdb_dbi_open(txn, "xcounty", MDB_CREATE, &xc), 0);
-    MDB_cursor *c;
-    assert_int_equal(mdb_cursor_open(txn, xd, &c), 0);
-    MDB_val k, v;
-    int n = 0;
-    while (mdb_cursor_get(c, &k, &v, n ? MDB_NEXT : MDB_FIRST) == 0) {
-        assert_int_equal(k.mv_size, 33);
-        uint8_t ok[33];
-        memcpy(ok, (uint8_t *)k.mv_data + 4, 18);
-        memcpy(ok + 18, k.mv_data, 4);
-        memcpy(ok + 22, (uint8_t *)k.mv_data + 22, 11);
-        MDB_val okey = {33, ok};
-        assert_int_equal(mdb_put(txn, xc, &okey, &v, 0), 0);
-        n++;
-    }
-    mdb_cursor_close(c);
-    assert_int_equal(n, 1);
-    assert_int_equal(mdb_drop(txn, xd, 1), 0);
+    s_old_record(txn, xd, 0, 4, &by_village, 1);
+    s_old_record(txn, xc, 18, 0, &by_amounts, 2);
+    assert_int_equal(mdb_dbi_open(txn, "xmatch", 0, &xm), 0);
+    assert_int_equal(mdb_drop(txn, xm, 1), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
 
     int err;
@@ -161,13 +211,20 @@ static void test_cross_county_index_converted(void **state)
 
     assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "xcounty", 0, &xc), MDB_NOTFOUND);
+    assert_int_equal(mdb_dbi_open(txn, "xdate", 0, &xd), MDB_NOTFOUND);
     mdb_txn_abort(txn);
-    as_event_t other = yf_event(f, 360731, ORG_A, 20250310, 5000, 20);
-    as_event_t later = yf_event(f, 360731, ORG_A, 20250311, 5000, 20);
-    yf_apply(f, &other, 1);
-    yf_apply(f, &later, 1);
-    assert_int_equal(other.flags, AS_FLAG_DUPLICATE_ACROSS_COUNTIES);
-    assert_int_equal(later.flags, 0);
+    as_event_t ev[4] = {
+        yf_event(f, 360731, ORG_A, 20250310, 7, 7),     /* the village */
+        yf_event(f, 360731, ORG_B, 20250311, 5000, 20), /* the amounts */
+        yf_event(f, 360731, ORG_B, 20250312, 5000, 20), /* other date */
+        yf_event(f, 360731, ORG_A, 20250310, 7, 7),     /* no village: no */
+    };
+    snprintf(ev[0].village, sizeof ev[0].village, "360730100201");
+    yf_apply(f, ev, 4);
+    assert_int_equal(ev[0].flags, AS_FLAG_DUPLICATE_ACROSS_COUNTIES);
+    assert_int_equal(ev[1].flags, AS_FLAG_DUPLICATE_ACROSS_COUNTIES);
+    assert_int_equal(ev[2].flags, 0);
+    assert_int_equal(ev[3].flags, 0);
     yf_close(f);
 }
 
@@ -252,9 +309,13 @@ static void test_amendments(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_registry_flags), cmocka_unit_test(test_no_registry_no_judgement),
-        cmocka_unit_test(test_cross_county),   cmocka_unit_test(test_cross_county_index_converted),
-        cmocka_unit_test(test_outliers),       cmocka_unit_test(test_amendments),
+        cmocka_unit_test(test_registry_flags),
+        cmocka_unit_test(test_no_registry_no_judgement),
+        cmocka_unit_test(test_cross_county),
+        cmocka_unit_test(test_cross_county_village_and_crowd),
+        cmocka_unit_test(test_cross_county_index_converted),
+        cmocka_unit_test(test_outliers),
+        cmocka_unit_test(test_amendments),
     };
     return cmocka_run_group_tests_name("review", tests, NULL, NULL);
 }

@@ -92,7 +92,11 @@ as_monitor_t *as_monitor_new(const char *dir, bool no_sync, int *err)
         goto fail;
     mdb_env_set_maxdbs(m->env, 8);
     mdb_env_set_mapsize(m->env, MAP_BYTES);
-    if ((rc = mdb_env_open(m->env, dir, MDB_NOTLS | (no_sync ? MDB_NOSYNC : 0), 0640)) != 0)
+    /* Meta pages are not flushed at each commit (one fsync instead of two): what the catch-ups
+     * write is derived from the ledger's log and is re-read after a system crash undoes the last
+     * commit; a nil report, which is not, is synced before it is acknowledged. */
+    if ((rc = mdb_env_open(m->env, dir, MDB_NOTLS | (no_sync ? MDB_NOSYNC : MDB_NOMETASYNC),
+                           0640)) != 0)
         goto fail;
     if ((rc = mdb_txn_begin(m->env, NULL, 0, &txn)) != 0)
         goto fail;
@@ -182,17 +186,79 @@ int as_monitor_put_nil(as_monitor_t *m, uint32_t county, uint32_t year, uint32_t
     }
     if ((rc = mdb_txn_commit(txn)) != 0)
         return s_db_err("nil report commit", rc);
+    if ((rc = mdb_env_sync(m->env, 1)) != 0)
+        return s_db_err("nil report sync", rc);
     return 0;
 }
 
 /* ---- following the event log ---------------------------------------------------------------- */
+
+#define MONTH_SLOTS 1024 /* distinct county-months summed in memory per catch-up (power of 2) */
+
+typedef struct {
+    uint8_t key[7]; /* s_cm_key; all zero when free */
+    uint64_t n;
+} s_month_t;
 
 typedef struct {
     as_monitor_t *m;
     MDB_txn *txn;
     int rc;
     uint64_t seq;
+    size_t used;
+    s_month_t month[MONTH_SLOTS]; /* events per county-month read, written once per catch-up */
 } s_scan_t;
+
+/* Adds the summed county-months to the "months" table, and empties the sums. */
+static int s_flush_months(s_scan_t *s)
+{
+    for (size_t i = 0; i < MONTH_SLOTS && s->used; i++) {
+        s_month_t *mo = &s->month[i];
+        if (!mo->n)
+            continue;
+        MDB_val k = {sizeof mo->key, mo->key}, v;
+        uint64_t n = 0;
+        int rc = mdb_get(s->txn, s->m->months, &k, &v);
+        if (rc == 0 && v.mv_size == sizeof n)
+            memcpy(&n, v.mv_data, sizeof n);
+        else if (rc != 0 && rc != MDB_NOTFOUND)
+            return s_db_err("months", rc);
+        n += mo->n;
+        v.mv_size = sizeof n;
+        v.mv_data = &n;
+        if ((rc = mdb_put(s->txn, s->m->months, &k, &v, 0)) != 0)
+            return s_db_err("months", rc);
+        memset(mo, 0, sizeof *mo);
+        s->used--;
+    }
+    return 0;
+}
+
+/* Counts one event of the county-month key kb. */
+static int s_count_month(s_scan_t *s, const uint8_t kb[7])
+{
+    if (s->used * 2 >= MONTH_SLOTS) {
+        int rc = s_flush_months(s);
+        if (rc)
+            return rc;
+    }
+    uint32_t h = 2166136261u;
+    for (int i = 0; i < 7; i++)
+        h = (h ^ kb[i]) * 16777619u;
+    for (size_t i = h & (MONTH_SLOTS - 1);; i = (i + 1) & (MONTH_SLOTS - 1)) {
+        s_month_t *mo = &s->month[i];
+        if (mo->n && memcmp(mo->key, kb, 7) == 0) {
+            mo->n++;
+            return 0;
+        }
+        if (!mo->n) {
+            memcpy(mo->key, kb, 7);
+            mo->n = 1;
+            s->used++;
+            return 0;
+        }
+    }
+}
 
 static json_t *s_flag_list(uint32_t flags)
 {
@@ -249,18 +315,8 @@ static int s_scan_cb(void *ctx, const as_log_entry_t *e, const uint8_t *pb, size
         return 0;
     uint8_t kb[7];
     s_cm_key(kb, ev->county, ev->date / 10000, ev->date / 100 % 100);
-    MDB_val k = {sizeof kb, kb}, v;
-    uint64_t n = 0;
-    if (mdb_get(s->txn, s->m->months, &k, &v) == 0 && v.mv_size == sizeof n)
-        memcpy(&n, v.mv_data, sizeof n);
-    n++;
-    v.mv_size = sizeof n;
-    v.mv_data = &n;
-    int rc = mdb_put(s->txn, s->m->months, &k, &v, 0);
-    if (rc != 0) {
-        s->rc = s_db_err("months", rc);
+    if ((s->rc = s_count_month(s, kb)) != 0)
         return 1;
-    }
     if (ev->flags && (s->rc = s_put_flag(s, e)) != 0)
         return 1;
     return 0;
@@ -285,19 +341,30 @@ static int s_catch_up(as_monitor_t *m, as_ledger_t *l)
     int rc = mdb_txn_begin(m->env, NULL, 0, &txn);
     if (rc != 0)
         return s_db_err("catch up", rc);
-    s_scan_t s = {m, txn, 0, m->seq};
+    s_scan_t *s = calloc(1, sizeof *s);
+    if (!s) {
+        mdb_txn_abort(txn);
+        return AS_E_NOMEM;
+    }
+    s->m = m;
+    s->txn = txn;
+    s->seq = m->seq;
     uint64_t from = m->seq + 1;
     while (from <= last) {
         uint64_t next = from;
-        rc = as_ledger_replay(l, from, REPLAY_PAGE, NULL, s_scan_cb, &s, &next, &last);
-        if (rc != 0 || s.rc != 0 || next <= from)
+        rc = as_ledger_replay(l, from, REPLAY_PAGE, NULL, s_scan_cb, s, &next, &last);
+        if (rc != 0 || s->rc != 0 || next <= from)
             break;
         from = next;
     }
     if (rc == 0)
-        rc = s.rc;
+        rc = s->rc;
+    if (rc == 0)
+        rc = s_flush_months(s);
+    uint64_t seq = s->seq;
+    free(s);
     if (rc == 0) {
-        MDB_val k = {3, "seq"}, v = {sizeof s.seq, &s.seq};
+        MDB_val k = {3, "seq"}, v = {sizeof seq, &seq};
         if ((rc = mdb_put(txn, m->meta, &k, &v, 0)) != 0)
             rc = s_db_err("catch up", rc);
     }
@@ -307,7 +374,7 @@ static int s_catch_up(as_monitor_t *m, as_ledger_t *l)
     }
     if ((rc = mdb_txn_commit(txn)) != 0)
         return s_db_err("catch up commit", rc);
-    m->seq = s.seq;
+    m->seq = seq;
     return 0;
 }
 

@@ -92,7 +92,7 @@ static inline as_event_t af_event(af_t *f, uint32_t county, int org, uint32_t da
         ev.id[8 + i] = (uint8_t)(k >> (8 * (7 - i)));
     ev.county = county;
     snprintf(ev.event_id, sizeof ev.event_id, "E%llu", (unsigned long long)k);
-    snprintf(ev.org_code, sizeof ev.org_code, "513600005000%05dX", org);
+    snprintf(ev.org_code, sizeof ev.org_code, "513600005000%05uX", (unsigned)org % 100000u);
     snprintf(ev.org_name, sizeof ev.org_name, "测试社会组织%d", org);
     ev.area = AS_AREA_EDUCATION;
     ev.group = AS_GROUP_ELDERLY;

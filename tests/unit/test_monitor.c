@@ -243,6 +243,29 @@ static void test_catch_up_incremental_and_reopen(void **state)
     assert_int_equal(err, -ENOENT);
 }
 
+/* One catch-up over more county-months than it sums in memory at once (every county, every
+ * month): each is reported, none is lost between the partial writes. */
+static void test_catch_up_many_months(void **state)
+{
+    fx_t *f = *state;
+    size_t nc;
+    const as_division_t *c = as_division_counties(&nc);
+    size_t n = nc * 12;
+    as_event_t *ev = calloc(n, sizeof *ev);
+    assert_non_null(ev);
+    for (size_t i = 0; i < n; i++)
+        ev[i] = af_event(f->a, c[i % nc].code, (int)(i % 7), 20250101 + (uint32_t)(i / nc) * 100);
+    af_apply(f->a, ev, n);
+    free(ev);
+    assert_int_equal(as_monitor_catch_up(f->m, f->a->l), 0);
+    assert_int_equal(as_monitor_seq(f->m), n);
+    json_t *j = as_monitor_completeness_json(f->m, 2025, 20261231);
+    json_t *sum = json_object_get(j, "summary");
+    assert_int_equal(json_integer_value(json_object_get(sum, "reported")), n);
+    assert_int_equal(json_integer_value(json_object_get(sum, "silent")), 0);
+    json_decref(j);
+}
+
 static void test_flag_with_bad_text(void **state)
 {
     fx_t *f = *state;
@@ -293,6 +316,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_completeness_grid, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_flags_newest_first, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_incremental_and_reopen, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_catch_up_many_months, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_flag_with_bad_text, s_setup, s_teardown),
         cmocka_unit_test(test_flag_names),
     };

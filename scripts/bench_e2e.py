@@ -127,10 +127,10 @@ try:
     # -- 2. latency at a fixed offered load ---------------------------------------------------
     latency()
     # -- 3. RSS after twice the events, idle collector ----------------------------------------
+    before = ledger_seq(c)  # before the drop: the collectors start delivering at once
     for county in COUNTIES:
         c.drop(county, "bench2.csv", gen_csv([county], args.events, 2026, seed=2000 + county,
                                               extra=("--sorted",)))
-    before = ledger_seq(c)
     wait_for(lambda: ledger_seq(c) >= before + total, 900, "second round", interval=0.2)
     rss_2n = proc_status(agg_pid, "VmRSS")
     print(f"e2e: aggregator RSS {rss_n / 1024:.1f} MiB with {total} events held, "

@@ -7,6 +7,7 @@
 #include "monitoring.h"
 #include "yearend.h"
 
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -136,6 +137,13 @@ static bool s_is_connected(void *ctx, const char *collector_id)
 
 int main(int argc, char **argv)
 {
+    /* Ingest decodes each batch into a fresh array of events (≈ 2.8 KB each, 1.4 MB for 500):
+     * above glibc's mmap threshold every array was new zeroed pages from the kernel, one page
+     * fault per event and a third of the loop thread's time (perf, 4 collectors delivering).
+     * Kept in the heap and not trimmed, the memory of answered batches is reused; what stays
+     * is bounded by the batches in flight, not by the events held. */
+    if (mallopt(M_MMAP_THRESHOLD, 32 << 20) != 1 || mallopt(M_TRIM_THRESHOLD, 128 << 20) != 1)
+        fprintf(stderr, "aidstat-aggregator: malloc tuning refused; continuing with defaults\n");
     opts_t o;
     char err[512];
     int rc = as_config_load(s_table, &o, &argc, argv, s_synopsis, err, sizeof err);

@@ -211,13 +211,10 @@ int as_cmd_query(int argc, char **argv)
         fprintf(stderr, "aidstat query: --county wants a 6-digit code, not '%s'\n", o.county);
         return 2;
     }
-    Aidstat__V1__TotalsRequest tr = AIDSTAT__V1__TOTALS_REQUEST__INIT;
-    tr.year = (uint32_t)o.year;
-    tr.by = (char *)as_dim_name((as_dim_t)dim);
-    tr.county = (uint32_t)county;
-    Aidstat__V1__QueryRequest req = AIDSTAT__V1__QUERY_REQUEST__INIT;
-    req.body_case = AIDSTAT__V1__QUERY_REQUEST__BODY_TOTALS;
-    req.totals = &tr;
+    Aidstat__V1__TotalsRequest tr;
+    Aidstat__V1__QueryRequest req;
+    as_qclient_totals_request(&req, &tr, (uint32_t)o.year, as_dim_name((as_dim_t)dim),
+                              (uint32_t)county);
     Aidstat__V1__QueryResponse *resp = NULL;
     int timeout_ms = as_qclient_timeout_ms(o.timeout, 10000);
     rc = as_qclient_call(o.endpoint, timeout_ms, &req, AIDSTAT__V1__QUERY_RESPONSE__BODY_TOTALS,

@@ -6,6 +6,6 @@
 set -euo pipefail
 B=${1:-build-bench}
 shift || true
-# Debian's python3 has python3-zmq (another python3 first in PATH may not)
+# Debian's python3 (the test library's interpreter; another python3 first in PATH may lack modules)
 PY=/usr/bin/python3; [ -x "$PY" ] || PY=python3
 exec timeout 600 "$PY" "$(dirname "$0")/bench_http.py" "$B" "$@"

@@ -7,29 +7,29 @@ With a real aidstat-aggregator on loopback (temporary folder, free ports, remove
    county-level divisions (one connection per county, events from `aidstat gen`'s generator),
    as fast as the aggregator acknowledges them.
 1. Idle (nothing being ingested), then loaded (bench_ingest offering --rate events/s, default
-   10,000, over all counties), each for a few seconds:
+   10,000, over all counties): bench_query (a C client, bench/bench_query.c) measures, one after
+   the other for --phase seconds each,
    a. GET /api/totals?year=2026&by=county, one keep-alive connection, request to last body byte;
       the HTTP and query clients are paced (one request every --interval ms, default 5), so
       they measure latency without loading the server as a closed loop would;
-   b. the query endpoint's round trip for the same totals (TotalsRequest year=2026 by=county),
-      from a small Python REQ client speaking the CLI's protocol (protobuf encoded by hand);
+   b. the query endpoint's round trip for the same totals, over one REQ connection, with the
+      request `aidstat query --year 2026 --by county` sends (the CLI's own qclient);
    c. `aidstat query --year 2026 --by county` as a process (wall time from spawn to exit, so
       process start-up, dynamic linking, ZeroMQ context and connect, printing the table), and
-      `aidstat --version` as a process, the floor of any CLI invocation (one every 50 ms).
+      `aidstat --version` as a process, the floor of any CLI invocation (20 a second).
 2. Stream latency, under the same load: an SSE client follows /api/stream?year=2026 and notes
    when each message (id = newest ledger sequence) arrives; bench_ingest notes, per batch, when it
    was sent, when its acknowledgement arrived (the aggregator acknowledges only after the commit)
    and the highest ledger sequence in it. The commit lies between send and acknowledgement, so
    "ack → visible" is a lower bound of the commit → visible time and "send → visible" an upper one.
 
-Latencies are percentiles over every sample; Python's own overhead (tens of µs for a and b, about
-a millisecond of fork/exec for c) is included and not subtracted.
+Latencies are percentiles over every sample. (Until this used bench_query, a and b were measured
+by Python clients, whose own overhead on a 2-core machine was a large part of the p99.)
 
 usage: bench_http.py BUILD_DIR [--preload N] [--rate R] [--phase S] [--interval MS] [--year Y]
 """
 import argparse
 import bisect
-import json
 import os
 import socket
 import subprocess
@@ -51,8 +51,6 @@ os.environ["AS_BIN"] = BIN
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "../tests/integration"))
 from aidstat_testlib import Cluster, run  # noqa: E402
 
-import zmq  # noqa: E402  (Debian's python3-zmq)
-
 
 def pct(xs, p):
     s = sorted(xs)
@@ -71,193 +69,21 @@ def loadavg():
         return " ".join(f.read().split()[:3])
 
 
-# ---- the query protocol, by hand: QueryRequest{totals: TotalsRequest{year, by}} ----------------
-
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        out.append(b | (0x80 if n else 0))
-        if not n:
-            return bytes(out)
-
-
-def field_bytes(num, data):
-    return varint(num << 3 | 2) + varint(len(data)) + data
-
-
-def totals_request(year, by):
-    inner = varint(1 << 3 | 0) + varint(year) + field_bytes(2, by.encode())
-    return field_bytes(1, inner)
-
-
-def fields(buf):
-    """(number, wire type, value) of a protobuf message's top-level fields."""
-    i = 0
-    while i < len(buf):
-        key, i = read_varint(buf, i)
-        num, wt = key >> 3, key & 7
-        if wt == 0:
-            v, i = read_varint(buf, i)
-        elif wt == 2:
-            n, i = read_varint(buf, i)
-            v, i = buf[i:i + n], i + n
-        elif wt == 1:
-            v, i = buf[i:i + 8], i + 8
-        elif wt == 5:
-            v, i = buf[i:i + 4], i + 4
-        else:
-            raise ValueError(f"wire type {wt}")
-        yield num, wt, v
-
-
-def read_varint(buf, i):
-    n = shift = 0
-    while True:
-        b = buf[i]
-        i += 1
-        n |= (b & 0x7F) << shift
-        shift += 7
-        if not b & 0x80:
-            return n, i
-
-
-def totals_rows(resp):
-    """Rows in a QueryResponse's TotalsResponse; raises if the aggregator answered an error."""
-    status, err, rows = 0, b"", None
-    for num, _, v in fields(resp):
-        if num == 1:
-            status = v
-        elif num == 2:
-            err = v
-        elif num == 3:
-            rows = sum(1 for n, _, _ in fields(v) if n == 3)
-    if status or rows is None:
-        raise AssertionError(f"query answered status {status}: {err.decode(errors='replace')}")
-    return rows
-
-
 # ---- the measurements ------------------------------------------------------------------------
 
-class HttpClient:
-    """A minimal keep-alive HTTP/1.1 client on a raw socket (less client overhead than
-    http.client): the request's bytes are built once; the answer is read to its last body byte
-    by Content-Length."""
-
-    def __init__(self, port, path):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.req = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".encode()
-        self.buf = b""
-
-    def get(self):
-        self.sock.sendall(self.req)
-        while b"\r\n\r\n" not in self.buf:
-            self.buf += self.recv()
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        status = int(head.split(b" ", 2)[1])
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            k, _, v = line.partition(b":")
-            if k.strip().lower() == b"content-length":
-                length = int(v)
-        while len(self.buf) < length:
-            self.buf += self.recv()
-        body, self.buf = self.buf[:length], self.buf[length:]
-        return status, body
-
-    def recv(self):
-        d = self.sock.recv(1 << 20)
-        if not d:
-            raise AssertionError("the aggregator closed the HTTP connection")
-        return d
-
-    def close(self):
-        self.sock.close()
-
-
-def paced(seconds, interval, limit=None):
-    """Yields at fixed intervals (a paced client, not a closed loop that would load the server
-    as much as it can) for seconds, at most limit times."""
-    t0 = time.monotonic()
-    k = 0
-    while True:
-        due = t0 + k * interval
-        now = time.monotonic()
-        if due - t0 >= seconds or (limit and k >= limit):
-            return
-        if due > now:
-            time.sleep(due - now)
-        yield k
-        k += 1
-
-
-def http_latencies(c, seconds, path):
-    cl = HttpClient(c.http_port, path)
-    lat = []
-    rows = None
-    for _ in paced(seconds, args.interval / 1000):
-        t0 = time.perf_counter()
-        status, body = cl.get()
-        lat.append(time.perf_counter() - t0)
-        if status != 200:
-            raise AssertionError(f"GET {path}: {status} {body[:200]!r}")
-        if rows is None:
-            rows = len(json.loads(body)["rows"])
-    cl.close()
-    return lat, rows
-
-
-def query_latencies(c, seconds):
-    ctx = zmq.Context.instance()
-    s = ctx.socket(zmq.REQ)
-    s.setsockopt(zmq.LINGER, 0)
-    s.setsockopt(zmq.RCVTIMEO, 10000)
-    s.connect(c.query)
-    req = totals_request(args.year, "county")
-    lat = []
-    rows = None
-    for _ in paced(seconds, args.interval / 1000):
-        t0 = time.perf_counter()
-        s.send(req)
-        resp = s.recv()
-        lat.append(time.perf_counter() - t0)
-        if rows is None:
-            rows = totals_rows(resp)
-    s.close()
-    return lat, rows
-
-
-def process_latencies(cmd, seconds, interval=0.05):
-    lat = []
-    for _ in paced(seconds, interval):
-        t0 = time.perf_counter()
-        p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        lat.append(time.perf_counter() - t0)
-        if p.returncode != 0:
-            raise AssertionError(f"{cmd} exited {p.returncode}: {p.stderr[-300:]!r}")
-    return lat
-
-
 def measure(c, label):
-    phase = args.phase
-    path = f"/api/totals?year={args.year}&by=county"
-    h, hrows = http_latencies(c, phase, path)
-    print(f"http[{label}]: GET {path} ({hrows} rows, keep-alive): {summary(h)}; "
-          f"load {loadavg()}", flush=True)
-    q, qrows = query_latencies(c, phase)
-    print(f"query[{label}]: query endpoint round trip, totals by county ({qrows} rows, Python "
-          f"REQ client): {summary(q)}", flush=True)
-    cli = [os.path.join(BIN, "aidstat"), "query", "--endpoint", c.query, "--year",
-           str(args.year), "--by", "county"]
-    w = process_latencies(cli, phase * 1.6)
-    v = process_latencies([os.path.join(BIN, "aidstat"), "--version"], phase * 0.6)
-    print(f"query[{label}]: `aidstat query --year {args.year} --by county` process wall time: "
-          f"{summary(w)}", flush=True)
-    print(f"query[{label}]: `aidstat --version` process wall time (start-up floor): "
-          f"{summary(v)}", flush=True)
-    return h, q, w
+    """bench_query's lines for /api/totals, the query endpoint and the CLI process, labelled."""
+    cmd = [os.path.join(BIN, "bench_query"), "--http", f"127.0.0.1:{c.http_port}", "--query",
+           c.query, "--aidstat", os.path.join(BIN, "aidstat"), "--year", str(args.year), "--by",
+           "county", "--rate", f"{1000 / args.interval:g}", "--seconds", f"{args.phase:g}",
+           "--exec-rate", "20", "--warmup", "20"]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.phase * 4 + 120)
+    for line in p.stdout.splitlines():
+        what = line.removeprefix("bench_query: ")
+        kind = "http" if what.startswith("GET ") else "query"
+        print(f"{kind}[{label}]: {what}; load {loadavg()}", flush=True)
+    if p.returncode:
+        raise SystemExit(f"bench_query exited {p.returncode}: {p.stderr[-500:]}")
 
 
 class SseClient(threading.Thread):
@@ -337,7 +163,7 @@ try:
     sse = SseClient(c.http_port, args.year)
     sse.start()
     acks = os.path.join(c.dir, "acks.txt")
-    seconds = args.phase * 4.2 + 4
+    seconds = args.phase * 4 + 10  # bench_query: 4 phases, their warm-ups and start
     load = subprocess.Popen([ingest, "--endpoint", c.ingest, "--counties", "all", "--realistic",
                              "--rate", str(args.rate), "--seconds", str(seconds), "--batch",
                              "100", "--run", "load", "--acks-out", acks, "--year",

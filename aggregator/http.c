@@ -417,9 +417,16 @@ static void s_api_totals(s_conn_t *c, const s_params_t *p)
         s_error(c, 500, "totals: %s", as_strerror(rc));
         return;
     }
-    json_t *j = as_totals_to_json(year, (as_dim_t)by, rows, n, &total);
+    size_t len = 0;
+    char *txt = as_totals_json_text(year, (as_dim_t)by, rows, n, &total, &len);
     free(rows);
-    s_respond_json(c, 200, j);
+    if (!txt) {
+        static const char oom[] = "{\"error\":\"out of memory\"}";
+        s_respond(c, 500, "application/json", oom, sizeof oom - 1, true);
+        return;
+    }
+    s_respond(c, 200, "application/json; charset=utf-8", txt, len, false);
+    free(txt);
 }
 
 static bool s_connected(as_http_t *h, const as_collector_info_t *ci, uint64_t now)

@@ -29,6 +29,14 @@ int as_measures_add_json(json_t *obj, const as_measures_t *m);
 json_t *as_totals_to_json(uint32_t year, as_dim_t by, const as_totals_row_t *rows, size_t nrows,
                           const as_measures_t *total);
 
+/* The same answer as as_totals_to_json followed by as_json_dumps, byte for byte, written straight
+ * into one buffer (no JSON tree: the HTTP API answers on the loop thread, and building and
+ * dumping a tree of 100 rows took about a millisecond there). Returns a malloc'd, NUL-terminated
+ * string with its length in *len (caller frees), or NULL when out of memory or when a row's key
+ * is not UTF-8 (as as_totals_to_json). */
+char *as_totals_json_text(uint32_t year, as_dim_t by, const as_totals_row_t *rows, size_t nrows,
+                          const as_measures_t *total, size_t *len);
+
 /* Serialises j with AS_JSON_DUMP_FLAGS. Returns a malloc'd string (caller frees) or NULL. */
 char *as_json_dumps(const json_t *j);
 

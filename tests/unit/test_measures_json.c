@@ -1,7 +1,8 @@
 /* test_measures_json: the 16 measures under DESIGN.md's names and in its order, volunteer hours
  * as a one-decimal real that prints short, money as integer fen (negative deltas too), the totals
  * answer's shape, and a real ledger's rows by organisation whose names were cut inside a UTF-8
- * character still carrying a valid "name". */
+ * character still carrying a valid "name"; the totals answer written without a tree
+ * (as_totals_json_text) is jansson's text byte for byte. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -205,6 +206,120 @@ static void test_long_org_names_from_a_ledger(void **state)
     assert_int_equal(af_close(a), 0);
 }
 
+/* as_totals_json_text writes what as_totals_to_json + as_json_dumps write, byte for byte. */
+static void s_expect_same_text(uint32_t year, as_dim_t by, const as_totals_row_t *rows, size_t n,
+                               const as_measures_t *total)
+{
+    json_t *j = as_totals_to_json(year, by, rows, n, total);
+    char *want = j ? as_json_dumps(j) : NULL;
+    json_decref(j);
+    size_t len = 12345;
+    char *got = as_totals_json_text(year, by, rows, n, total, &len);
+    if (!want) {
+        assert_null(got); /* both refuse (a key that is not UTF-8) */
+        return;
+    }
+    assert_non_null(got);
+    if (strcmp(got, want) != 0)
+        fail_msg("text differs from jansson's:\ngot  %s\nwant %s", got, want);
+    assert_int_equal(len, strlen(want));
+    free(got);
+    free(want);
+}
+
+static void test_text_equals_jansson(void **state)
+{
+    as_totals_row_t rows[40];
+    memset(rows, 0, sizeof rows);
+    as_measures_t total = s_m(7);
+    /* no rows, every dimension's name */
+    for (int d = 0; d < AS_DIM_COUNT; d++)
+        s_expect_same_text(2026, (as_dim_t)d, NULL, 0, &total);
+    /* values: zero, negative money, INT64 extremes, counts above INT64_MAX (as jansson casts
+     * them), volunteer hours whole, with a decimal, large and beyond 15 digits */
+    const uint64_t tenths[] = {0,
+                               1,
+                               9,
+                               10,
+                               123,
+                               99999,
+                               1000000007,
+                               12345678901234ull,
+                               999999999999999ull,
+                               1000000000000000ull,
+                               1234567890123456ull,
+                               UINT64_MAX};
+    for (size_t i = 0; i < sizeof tenths / sizeof tenths[0]; i++) {
+        as_totals_row_t *r = &rows[i];
+        snprintf(r->key, sizeof r->key, "%06zu", 360100 + i);
+        snprintf(r->name, sizeof r->name, "县%zu", i);
+        r->m = s_m(i * 1000003);
+        r->m.volunteer_tenths = tenths[i];
+        r->m.funds_fen = i % 2 ? -(int64_t)i * 7919 : INT64_MAX - (int64_t)i;
+        r->m.goods_fen = INT64_MIN + (int64_t)i;
+        r->m.income_fen = 0;
+        r->m.counties = UINT64_MAX - i;
+    }
+    s_expect_same_text(2026, AS_DIM_COUNTY, rows, 12, &total);
+    /* names: every ASCII byte (escapes), Chinese, cut inside a character, invalid, empty */
+    memset(rows, 0, sizeof rows);
+    for (int i = 0; i < 4; i++) {
+        snprintf(rows[i].key, sizeof rows[i].key, "k%d", i);
+        for (int b = 0; b < 32; b++)
+            rows[i].name[b] = (char)(1 + i * 32 + b == 128 ? 'x' : 1 + i * 32 + b);
+    }
+    snprintf(rows[4].key, sizeof rows[4].key, "360730");
+    snprintf(rows[4].name, sizeof rows[4].name, "宁都县 \"社会\\组织\" /路\t径\n");
+    snprintf(rows[5].key, sizeof rows[5].key, "cut1");
+    snprintf(rows[5].name, sizeof rows[5].name, "赣州市\xe8\xb5"); /* 2 of 3 bytes */
+    snprintf(rows[6].key, sizeof rows[6].key, "cut2");
+    snprintf(rows[6].name, sizeof rows[6].name, "赣州市\xe8");
+    snprintf(rows[7].key, sizeof rows[7].key, "bad");
+    snprintf(rows[7].name, sizeof rows[7].name, "\xff\xfe garbage \xc3");
+    snprintf(rows[8].key, sizeof rows[8].key, "overlong");
+    snprintf(rows[8].name, sizeof rows[8].name, "\xc0\xaf\xe0\x80\xaf");
+    snprintf(rows[9].key, sizeof rows[9].key, "surrogate");
+    snprintf(rows[9].name, sizeof rows[9].name,
+             "a\xed\xa0\x80"
+             "b");
+    snprintf(rows[10].key, sizeof rows[10].key, "astral");
+    snprintf(rows[10].name, sizeof rows[10].name, "\xf0\x9f\x98\x80 \xf4\x90\x80\x80");
+    snprintf(rows[11].key, sizeof rows[11].key, "2026-03"); /* no name: the key stands in */
+    snprintf(rows[12].key, sizeof rows[12].key, "del");
+    snprintf(rows[12].name, sizeof rows[12].name, "\x7f\xc2\x80\xe2\x80\xa8");
+    for (int i = 0; i < 13; i++)
+        rows[i].m = s_m((uint64_t)i);
+    s_expect_same_text(2025, AS_DIM_ORG, rows, 13, &total);
+    for (int i = 0; i < 13; i++)
+        s_expect_same_text(2025, AS_DIM_ORG, &rows[i], 1, &total);
+    /* a key that is not UTF-8: both refuse */
+    snprintf(rows[0].key, sizeof rows[0].key, "\xff\xfe\xfd\xfc");
+    s_expect_same_text(2025, AS_DIM_ORG, rows, 1, &total);
+}
+
+static void test_text_from_a_ledger(void **state)
+{
+    af_t *a = af_open();
+    as_event_t ev[30];
+    for (int i = 0; i < 30; i++) {
+        ev[i] = af_event(a, i % 2 ? 360730 : 360102, i + 1, 20260301 + (i % 9) * 100);
+        char name[200] = "";
+        for (int c = 0; c < 10 + i; c++)
+            strcat(name, "赣");
+        snprintf(ev[i].org_name, sizeof ev[i].org_name, "%s", name);
+    }
+    af_apply(a, ev, 30);
+    for (int d = 0; d < AS_DIM_COUNT; d++) {
+        as_totals_row_t *rows = NULL;
+        size_t n = 0;
+        as_measures_t total;
+        assert_int_equal(as_ledger_totals(a->l, 2026, (as_dim_t)d, NULL, &rows, &n, &total), 0);
+        s_expect_same_text(2026, (as_dim_t)d, rows, n, &total);
+        free(rows);
+    }
+    assert_int_equal(af_close(a), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -212,6 +327,8 @@ int main(void)
         cmocka_unit_test(test_add_after_fields),
         cmocka_unit_test(test_totals_shape),
         cmocka_unit_test(test_long_org_names_from_a_ledger),
+        cmocka_unit_test(test_text_equals_jansson),
+        cmocka_unit_test(test_text_from_a_ledger),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

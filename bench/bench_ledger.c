@@ -2,7 +2,10 @@
  * durable commits (events/s, commit time), then totals queries (median and p99 ms).
  * Arrival: by default 4 county collectors deliver at once, each its county's rows in date order
  * (as offices export spreadsheets); --random scatters every event over all counties and dates.
- * usage: bench_ledger [--events N] [--groups 1000,5000] [--dir DIR] [--no-sync] [--random] */
+ * Event ids are derived as the collectors derive them (as_event_derive_id: county, day, hash);
+ * --random-ids gives the county and 13 random bytes instead, to compare.
+ * usage: bench_ledger [--events N] [--groups 1000,5000] [--dir DIR] [--no-sync] [--random]
+ *                     [--random-ids] */
 #include "division.h"
 #include "err.h"
 #include "event.h"
@@ -51,7 +54,7 @@ static int s_org_lookup(void *ctx, const char *code, as_org_info_t *out)
     return 0;
 }
 
-static bool s_random_arrival;
+static bool s_random_arrival, s_random_ids;
 
 /* Four collectors delivering at once: each stream walks its county's year in date order. */
 typedef struct {
@@ -81,9 +84,6 @@ static void s_gen(as_event_t *ev, const as_division_t *counties, size_t ncountie
     ev->id[0] = (uint8_t)(county >> 16);
     ev->id[1] = (uint8_t)(county >> 8);
     ev->id[2] = (uint8_t)county;
-    uint64_t a = s_rand64(), b = s_rand64();
-    memcpy(ev->id + 3, &a, 8);
-    memcpy(ev->id + 11, &b, 5);
     snprintf(ev->org_code, sizeof ev->org_code, "5136%06u%07uX", county, org);
     snprintf(ev->org_name, sizeof ev->org_name, "江西省第%u社会组织服务中心", org);
     ev->area = (uint8_t)(1 + s_rand(AS_AREA_COUNT - 1));
@@ -106,6 +106,14 @@ static void s_gen(as_event_t *ev, const as_division_t *counties, size_t ncountie
     ev->jobs = s_rand(6);
     ev->trainees = s_rand(60);
     ev->income_fen = s_rand(300000);
+    if (s_random_ids) {
+        uint64_t a = s_rand64(), b = s_rand64();
+        memcpy(ev->id + 3, &a, 8);
+        memcpy(ev->id + 11, &b, 5);
+    } else {
+        ev->volunteers = s_rand64() % 1000000; /* with the rest, content distinct enough */
+        as_event_derive_id(ev);
+    }
 }
 
 static int s_cmp_d(const void *a, const void *b)
@@ -152,10 +160,12 @@ int main(int argc, char **argv)
             no_sync = true;
         else if (strcmp(argv[i], "--random") == 0)
             s_random_arrival = true;
+        else if (strcmp(argv[i], "--random-ids") == 0)
+            s_random_ids = true;
         else {
             fprintf(stderr,
                     "usage: %s [--events N] [--groups 1000,5000] [--dir DIR] [--no-sync] "
-                    "[--random]\n",
+                    "[--random] [--random-ids]\n",
                     argv[0]);
             return 2;
         }
@@ -171,9 +181,10 @@ int main(int argc, char **argv)
         return 1;
     }
     printf("bench_ledger: %zu events, %zu counties, %d organisations, %s commits, %s arrival, "
-           "dir %s\n",
+           "%s ids, dir %s\n",
            events, ncounties, ORGS, no_sync ? "NO-SYNC" : "durable",
-           s_random_arrival ? "random" : "4 collectors in date order", base);
+           s_random_arrival ? "random" : "4 collectors in date order",
+           s_random_ids ? "random" : "derived (county, day, hash)", base);
     as_event_t *batch = NULL;
     for (const char *g = groups; *g;) {
         size_t gsize = strtoul(g, NULL, 10);

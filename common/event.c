@@ -571,6 +571,23 @@ static void s_put_county(uint32_t county, uint8_t *out)
     out[2] = (uint8_t)county;
 }
 
+/* The ordered part of a derived id: days from 2000-01-01 to the activity date (1..0xfffe; 0 for
+ * a date before 2000). 0xffff is never a day: it begins the ids named by the office's text. */
+static uint16_t s_id_day(uint32_t ymd)
+{
+    int y = (int)(ymd / 10000), m = (int)(ymd / 100 % 100), d = (int)(ymd % 100);
+    if (y < 2000 || m < 1 || m > 12 || d < 1 || d > 31)
+        return 0;
+    /* days from civil (proleptic Gregorian), March-based year */
+    y -= m <= 2;
+    int era = y / 400, yoe = y - era * 400;
+    int doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    long days = (long)era * 146097 + (long)yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    long base = 730425; /* the same for 2000-01-01 */
+    long n = days - base + 1;
+    return (uint16_t)(n < 1 ? 0 : n > 0xfffe ? 0xfffe : n);
+}
+
 void as_event_id_for(uint32_t county, const char *event_id, uint8_t out[AS_ID_LEN])
 {
     size_t n = strlen(event_id);
@@ -602,7 +619,8 @@ void as_event_id_for(uint32_t county, const char *event_id, uint8_t out[AS_ID_LE
     crypto_generichash_update(&st, (const uint8_t *)event_id, n);
     crypto_generichash_final(&st, h, sizeof h);
     s_put_county(county, out);
-    memcpy(out + 3, h, AS_ID_LEN - 3);
+    out[3] = out[4] = 0xff; /* not a day: apart from the derived ids (see s_id_day) */
+    memcpy(out + 5, h, AS_ID_LEN - 5);
 }
 
 /* Appends integers big-endian and strings length-prefixed: an unambiguous canonical form. */
@@ -668,7 +686,10 @@ void as_event_derive_id(as_event_t *ev)
     crypto_generichash_update(&st, c.buf, c.n);
     crypto_generichash_final(&st, h, sizeof h);
     s_put_county(ev->county, ev->id);
-    memcpy(ev->id + 3, h, AS_ID_LEN - 3);
+    uint16_t day = s_id_day(ev->date);
+    ev->id[3] = (uint8_t)(day >> 8);
+    ev->id[4] = (uint8_t)day;
+    memcpy(ev->id + 5, h, AS_ID_LEN - 5);
 }
 
 /* ---- shared checks (row and decoded event) ------------------------------------------------ */

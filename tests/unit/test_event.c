@@ -711,6 +711,42 @@ static void test_id_stability(void **state)
     f->ctx.skip_id = false;
 }
 
+/* The layout of a wire id: county, then the day (derived ids) or 0xffff (the office's ids), then
+ * the hash; a county's derived ids sort by activity date. */
+static void test_id_layout(void **state)
+{
+    (void)state;
+    as_event_t ev;
+    memset(&ev, 0, sizeof ev);
+    ev.county = 360730;
+    snprintf(ev.org_code, sizeof ev.org_code, "51360000MJB000001A");
+    const struct {
+        uint32_t date;
+        unsigned day;
+    } days[] = {{20000101, 1},    {20000301, 61}, {20241231, 9132},  {20250101, 9133},
+                {20260311, 9567}, {19991231, 0},  {21790606, 65534}, {29991231, 65534}};
+    uint8_t prev[AS_ID_LEN] = {0};
+    for (size_t i = 0; i < sizeof days / sizeof days[0]; i++) {
+        ev.date = days[i].date;
+        as_event_derive_id(&ev);
+        assert_int_equal(ev.id[0] << 16 | ev.id[1] << 8 | ev.id[2], 360730);
+        assert_int_equal(ev.id[3] << 8 | ev.id[4], days[i].day);
+        if (i > 0 && i < 5)
+            assert_true(memcmp(prev, ev.id, AS_ID_LEN) < 0);
+        memcpy(prev, ev.id, AS_ID_LEN);
+    }
+    snprintf(ev.event_id, sizeof ev.event_id, "NDU-2026-0041");
+    uint8_t named[AS_ID_LEN];
+    as_event_derive_id(&ev);
+    as_event_id_for(360730, "NDU-2026-0041", named);
+    assert_memory_equal(ev.id, named, AS_ID_LEN);
+    assert_int_equal(named[3], 0xff);
+    assert_int_equal(named[4], 0xff);
+    ev.date = 20250101; /* the office's id does not depend on the content */
+    as_event_derive_id(&ev);
+    assert_memory_equal(ev.id, named, AS_ID_LEN);
+}
+
 static void test_validate_decoded(void **state)
 {
     fx_t *f = *state;
@@ -796,6 +832,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_note_guard, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_huge_note, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_id_stability, s_setup, s_teardown),
+        cmocka_unit_test(test_id_layout),
         cmocka_unit_test_setup_teardown(test_validate_decoded, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_today, s_setup, s_teardown),
     };

@@ -46,8 +46,11 @@ void as_aggregator_stop(as_aggregator_t *agg);
  * or an error (old keys kept); 0 when CURVE is off. */
 int as_aggregator_reload(as_aggregator_t *agg);
 
-/* Called on the loop after each successful commit (after the feed published, before the
- * results go back), with the accepted events in sequence order. */
+/* Called on the loop after each successful commit (after its events were queued for the feed,
+ * before the results go back), with the accepted events in sequence order. The feed publishes a
+ * slice of the queue at once and the rest over the next loop iterations, in sequence order, so
+ * that a large group does not hold requests back; everything queued is published before the
+ * feed closes. */
 typedef void (*as_commit_cb)(void *arg, const as_commit_info_t *info, const as_committed_t *evs,
                              size_t n);
 

@@ -1,7 +1,8 @@
 /* test_aggregator: the daemon object end to end on ipc:// in a temporary folder — a batch through
  * the ingest reaches the feed in sequence order ([ev.<county>, FeedHeader, Event]) and the commit
- * listeners, the query endpoint answers totals, status, replay and malformed requests, and a stop
- * ends the loop cleanly. The loop is driven from the test thread. */
+ * listeners, the query endpoint answers totals, status, replay and malformed requests, a large
+ * group reaches the feed in slices between loop iterations (and whole before a stop closes it),
+ * and a stop ends the loop cleanly. The loop is driven from the test thread. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -10,6 +11,7 @@
 
 #include "aggregator.h"
 #include "err.h"
+#include "feed.h"
 #include "event.h"
 #include "wire.h"
 
@@ -33,6 +35,7 @@ typedef struct {
     as_aggregator_t *agg;
     void *zctx; /* the test's own sockets */
     size_t committed;
+    uint64_t published_at_commit; /* the feed's count when the last commit's listeners ran */
 } fx_t;
 
 static uint64_t s_ms(void)
@@ -89,6 +92,7 @@ static void s_on_commit(void *arg, const as_commit_info_t *info, const as_commit
     (void)info;
     (void)evs;
     f->committed += n;
+    f->published_at_commit = as_feed_published(as_aggregator_feed(f->agg));
 }
 
 static int s_setup(void **state)
@@ -323,6 +327,95 @@ static void test_batch_feed_query(void **state)
     zmq_close(req);
 }
 
+/* Sends a batch of n events "<prefix>-i" as batch seq and waits for its result. */
+static void s_big_batch(fx_t *f, void *d, uint64_t seq, const char *prefix, size_t n)
+{
+    as_event_t *evs = calloc(n, sizeof *evs);
+    Aidstat__V1__Event *pe = calloc(n, sizeof *pe);
+    Aidstat__V1__Event **pp = calloc(n, sizeof *pp);
+    assert_true(evs && pe && pp);
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s-%zu", prefix, i);
+        s_event(&evs[i], id, "1.00");
+        as_event_to_pb(&evs[i], &pe[i]);
+        pp[i] = &pe[i];
+    }
+    Aidstat__V1__Batch b = AIDSTAT__V1__BATCH__INIT;
+    b.seq = seq;
+    b.n_events = n;
+    b.events = pp;
+    Aidstat__V1__IngestMessage m = AIDSTAT__V1__INGEST_MESSAGE__INIT;
+    m.body_case = AIDSTAT__V1__INGEST_MESSAGE__BODY_BATCH;
+    m.batch = &b;
+    s_ingest_send(d, &m);
+    zmq_msg_t p[4];
+    int k = s_recv(f, d, p, 4, 10000);
+    assert_int_equal(k, 1);
+    s_close_parts(p, k);
+    free(evs);
+    free(pe);
+    free(pp);
+}
+
+/* The feed's sequence numbers received on sub, while driving the loop, must be from..to. */
+static void s_expect_feed(fx_t *f, void *sub, uint64_t from, uint64_t to)
+{
+    for (uint64_t seq = from; seq <= to; seq++) {
+        zmq_msg_t p[4];
+        int n = s_recv(f, sub, p, 4, 5000);
+        assert_int_equal(n, 3);
+        Aidstat__V1__FeedHeader *fh =
+            aidstat__v1__feed_header__unpack(NULL, zmq_msg_size(&p[1]), zmq_msg_data(&p[1]));
+        assert_non_null(fh);
+        assert_int_equal(fh->seq, seq);
+        aidstat__v1__feed_header__free_unpacked(fh, NULL);
+        s_close_parts(p, n);
+    }
+}
+
+/* A large group reaches the feed complete and in order, but not in one go on the loop: the
+ * commit listeners run when only its first slice is out, the rest follows on later loop
+ * iterations; a stop publishes whatever is still queued before the feed closes. */
+static void test_large_group_feed_in_slices(void **state)
+{
+    fx_t *f = *state;
+    void *sub = s_socket(f, ZMQ_SUB, f->feed);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "ev.", 3);
+    void *d = s_socket(f, ZMQ_DEALER, f->ingest);
+    for (int i = 0; i < 200; i++) { /* let the SUB's subscription arrive */
+        s_pump(f);
+        usleep(1000);
+    }
+    Aidstat__V1__Hello h = AIDSTAT__V1__HELLO__INIT;
+    h.collector_id = "collector-360730";
+    h.county_code = COUNTY;
+    h.software_version = "test";
+    Aidstat__V1__IngestMessage m = AIDSTAT__V1__INGEST_MESSAGE__INIT;
+    m.body_case = AIDSTAT__V1__INGEST_MESSAGE__BODY_HELLO;
+    m.hello = &h;
+    s_ingest_send(d, &m);
+    zmq_msg_t p[4];
+    int n = s_recv(f, d, p, 4, 5000);
+    assert_int_equal(n, 1);
+    s_close_parts(p, n);
+
+    s_big_batch(f, d, 1, "big", 300);
+    assert_int_equal(f->committed, 300);
+    assert_true(f->published_at_commit > 0);
+    assert_true(f->published_at_commit < 300);
+    s_expect_feed(f, sub, 1, 300);
+
+    /* stopping right after the result: the queued rest still goes out */
+    s_big_batch(f, d, 2, "last", 300);
+    assert_int_equal(f->committed, 600);
+    as_aggregator_stop(f->agg);
+    assert_int_equal(as_aggregator_run(f->agg), 0);
+    s_expect_feed(f, sub, 301, 600);
+    zmq_close(d);
+    zmq_close(sub);
+}
+
 static void test_heartbeat_on_feed(void **state)
 {
     fx_t *f = *state;
@@ -346,6 +439,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_batch_feed_query, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_heartbeat_on_feed, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_large_group_feed_in_slices, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -53,23 +53,27 @@ static uint8_t *s_reserve(as_feed_t *f, size_t n)
     return f->buf;
 }
 
-/* Sends [topic, header, payload]; counts the message once, sent or dropped. */
+/* Sends [topic, header, payload]; counts the message once, sent or dropped. With ev, the
+ * payload is ev packed; else pl bytes at pb (none for a heartbeat). */
 static void s_send3(as_feed_t *f, const char *topic, const Aidstat__V1__FeedHeader *h,
-                    const as_event_t *ev)
+                    const as_event_t *ev, const uint8_t *pb, size_t pl)
 {
     size_t hl = aidstat__v1__feed_header__get_packed_size(h);
-    size_t pl = ev ? as_event_packed_size(ev) : 0;
-    uint8_t *b = s_reserve(f, hl + pl + 1);
+    if (ev)
+        pl = as_event_packed_size(ev);
+    uint8_t *b = s_reserve(f, hl + (ev ? pl : 0) + 1);
     if (!b) {
         f->drops++;
         return;
     }
     aidstat__v1__feed_header__pack(h, b);
-    if (ev)
+    if (ev) {
         as_event_pack(ev, b + hl);
+        pb = b + hl;
+    }
     if (zmq_send(f->pub, topic, strlen(topic), ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
         zmq_send(f->pub, b, hl, ZMQ_SNDMORE | ZMQ_DONTWAIT) < 0 ||
-        zmq_send(f->pub, b + hl, pl, ZMQ_DONTWAIT) < 0) {
+        zmq_send(f->pub, pl ? pb : b, pl, ZMQ_DONTWAIT) < 0) {
         if (f->drops++ % 10000 == 0)
             AS_WARN("feed",
                     "cannot publish on the feed: %s (%llu dropped so far; subscribers "
@@ -80,19 +84,31 @@ static void s_send3(as_feed_t *f, const char *topic, const Aidstat__V1__FeedHead
     f->published++;
 }
 
-void as_feed_publish(as_feed_t *f, uint64_t seq, uint64_t commit_ms, const as_event_t *ev)
+static void s_publish(as_feed_t *f, uint64_t seq, uint64_t commit_ms, uint32_t county, int kind,
+                      uint32_t flags, const as_event_t *ev, const uint8_t *pb, size_t pb_len)
 {
     Aidstat__V1__FeedHeader h = AIDSTAT__V1__FEED_HEADER__INIT;
     h.seq = seq;
-    h.kind = as_feed_kind(ev);
+    h.kind = (Aidstat__V1__FeedKind)kind;
     h.commit_time_ms = commit_ms;
-    h.county_code = ev->county;
-    h.flags = ev->flags;
+    h.county_code = county;
+    h.flags = flags;
     char topic[24];
-    snprintf(topic, sizeof topic, "ev.%06u", (unsigned)ev->county);
-    s_send3(f, topic, &h, ev);
+    snprintf(topic, sizeof topic, "ev.%06u", (unsigned)county);
+    s_send3(f, topic, &h, ev, pb, pb_len);
     if (seq > f->last_seq)
         f->last_seq = seq;
+}
+
+void as_feed_publish(as_feed_t *f, uint64_t seq, uint64_t commit_ms, const as_event_t *ev)
+{
+    s_publish(f, seq, commit_ms, ev->county, as_feed_kind(ev), ev->flags, ev, NULL, 0);
+}
+
+void as_feed_publish_packed(as_feed_t *f, uint64_t seq, uint64_t commit_ms, uint32_t county,
+                            int kind, uint32_t flags, const uint8_t *pb, size_t pb_len)
+{
+    s_publish(f, seq, commit_ms, county, kind, flags, NULL, pb, pb_len);
 }
 
 void as_feed_publish_report(as_feed_t *f, uint32_t year, bool final, const char *dir, uint64_t ms)
@@ -134,7 +150,7 @@ static void s_heartbeat(uv_timer_t *t)
     h.seq = f->last_seq;
     h.kind = AIDSTAT__V1__FEED_KIND__FEED_HEARTBEAT;
     h.commit_time_ms = s_now_ms();
-    s_send3(f, "hb", &h, NULL);
+    s_send3(f, "hb", &h, NULL, NULL, 0);
 }
 
 as_feed_t *as_feed_new(uv_loop_t *loop, void *zctx, const char *endpoint, uint64_t last_seq,

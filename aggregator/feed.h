@@ -25,6 +25,11 @@ as_feed_t *as_feed_new(uv_loop_t *loop, void *zctx, const char *endpoint, uint64
  * counted as a drop (subscribers recover it by replay). */
 void as_feed_publish(as_feed_t *f, uint64_t seq, uint64_t commit_ms, const as_event_t *ev);
 
+/* The same for an event already packed (pb_len bytes at pb, e.g. the event log's own bytes),
+ * with its header fields given: kind as as_feed_kind() of the event, county, flags. */
+void as_feed_publish_packed(as_feed_t *f, uint64_t seq, uint64_t commit_ms, uint32_t county,
+                            int kind, uint32_t flags, const uint8_t *pb, size_t pb_len);
+
 /* Publishes a report notice: topic "report.<year>", a FeedHeader (kind FEED_REPORT, seq the
  * newest sequence published, commit_time_ms = ms) and a ReportNotice. */
 void as_feed_publish_report(as_feed_t *f, uint32_t year, bool final, const char *dir, uint64_t ms);

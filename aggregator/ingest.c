@@ -441,11 +441,13 @@ static void s_commit_done(uv_work_t *w, int status)
         uint64_t t0 = s_now_us();
         if (in->hooks.on_commit) {
             as_committed_t *c = calloc(g->info.accepted ? g->info.accepted : 1, sizeof *c);
+            const uint8_t *packed = as_ledger_packed(in->ledger);
             size_t n = 0;
             for (s_batch_t *b = g->head; b && c; b = b->next)
                 for (size_t i = 0; i < b->n; i++)
                     if (b->valid[i] && b->res[i].code == AS_RESULT_ACCEPTED && n < g->info.accepted)
-                        c[n++] = (as_committed_t){b->res[i].seq, commit_ms, &b->evs[i]};
+                        c[n++] = (as_committed_t){b->res[i].seq, commit_ms, &b->evs[i],
+                                                  packed + b->res[i].pb_off, b->res[i].pb_len};
             if (c)
                 in->hooks.on_commit(in->hooks.arg, &g->info, c, n);
             else

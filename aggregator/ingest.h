@@ -31,6 +31,8 @@ typedef struct {
     uint64_t seq;
     uint64_t commit_ms; /* Unix ms, taken right after the commit returned */
     const as_event_t *ev;
+    const uint8_t *pb; /* the event as the log holds it (packed aidstat.v1.Event) */
+    size_t pb_len;
 } as_committed_t;
 
 /* Hooks, all optional; arg is given back to each. */

@@ -253,7 +253,9 @@ struct as_ledger_s {
     s_map_t cells, vrefs;     /* summed deltas */
     s_map_t blocks_c, blocks; /* county blocks (flushed first), the other levels */
     s_map_t orefs_c, orefs, vsets, vorgs;
-    s_map_t orgnames;      /* credit code → name (AS_NAME_MAX + 1) */
+    s_map_t orgnames; /* credit code → name (AS_NAME_MAX + 1) */
+    uint8_t *packed;  /* this group's accepted events as logged, back to back */
+    size_t packed_n, packed_cap;
     s_coll_delta_t *colls; /* this group's collectors */
     size_t ncolls, capcolls;
     int source; /* index into colls, -1 for none */
@@ -430,6 +432,7 @@ void as_ledger_destroy(as_ledger_t **self_p)
     s_map_free(&l->vsets);
     s_map_free(&l->vorgs);
     s_map_free(&l->orgnames);
+    free(l->packed);
     free(l->colls);
     free(l->pack);
     free(l);
@@ -537,6 +540,7 @@ static void s_reset_group(as_ledger_t *l)
     s_map_clear(&l->vsets);
     s_map_clear(&l->vorgs);
     s_map_clear(&l->orgnames);
+    l->packed_n = 0;
     l->ncolls = 0;
     l->source = -1;
     l->last_seq = l->committed_seq;
@@ -1052,7 +1056,27 @@ static int s_log_put(as_ledger_t *l, uint64_t seq, uint8_t kind, const as_org_in
     s_be(p + 6, ev->county, 4);
     s_be(p + 10, l->group_ms, 8);
     size_t got = as_event_pack(ev, p + LOG_HDR);
-    return got == n ? 0 : MDB_BAD_VALSIZE;
+    if (got != n)
+        return MDB_BAD_VALSIZE;
+    /* a copy for the listeners (the reserved bytes are the transaction's) */
+    if (l->packed_n + n > l->packed_cap) {
+        size_t cap = l->packed_cap ? l->packed_cap : 1 << 20;
+        while (cap < l->packed_n + n)
+            cap *= 2;
+        uint8_t *b = cap <= UINT32_MAX ? realloc(l->packed, cap) : NULL;
+        if (!b)
+            return ENOMEM;
+        l->packed = b;
+        l->packed_cap = cap;
+    }
+    memcpy(l->packed + l->packed_n, p + LOG_HDR, n);
+    l->packed_n += n;
+    return 0;
+}
+
+const uint8_t *as_ledger_packed(const as_ledger_t *l)
+{
+    return l->packed;
 }
 
 static void s_reject(as_apply_result_t *res, uint8_t why, const char *reason)
@@ -1127,8 +1151,9 @@ int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res)
     if (kind != AS_LOG_RETRACTION && (rc = s_contribute(l, ev, &org, +1)) != 0)
         return AS_E_NOMEM;
     seq = l->last_seq + 1;
+    size_t pb_off = l->packed_n;
     if ((rc = s_log_put(l, seq, kind, &org, ev)) != 0)
-        return s_txn_err(l, "appending to the event log", rc);
+        return rc == ENOMEM ? AS_E_NOMEM : s_txn_err(l, "appending to the event log", rc);
     if (s_id_put(l, ev->id, seq, kind == AS_LOG_RETRACTION ? ST_RETRACTION : ST_LIVE) != 0)
         return AS_E_NOMEM;
     l->last_seq = seq;
@@ -1136,6 +1161,8 @@ int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res)
         l->info.first_seq = seq;
     res->code = AS_RESULT_ACCEPTED;
     res->seq = seq;
+    res->pb_off = (uint32_t)pb_off;
+    res->pb_len = (uint32_t)(l->packed_n - pb_off);
     s_count(l, res->code);
     return 0;
 }

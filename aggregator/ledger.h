@@ -78,6 +78,8 @@ typedef struct {
     uint8_t code;     /* as_result_code_t */
     uint8_t reject;   /* as_reject_code_t */
     uint64_t seq;     /* event-log sequence when accepted (else 0) */
+    uint32_t pb_off;  /* accepted: the event as the log holds it (packed aidstat.v1.Event) is */
+    uint32_t pb_len;  /* as_ledger_packed() + pb_off, pb_len bytes; 0 otherwise */
     char reason[200]; /* "中文 / English" when rejected */
 } as_apply_result_t;
 
@@ -120,6 +122,11 @@ int as_ledger_begin(as_ledger_t *l);
  * Accepted events get the next gap-free sequence number and go to the event log (ev->flags as
  * finally set). Returns 0 (see *res) or a negative error, after which the group must be aborted. */
 int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res);
+
+/* The packed events of the accepted results of the group begun last (see as_apply_result_t);
+ * valid until the next as_ledger_begin, so that listeners publish the log's own bytes without
+ * packing each event again. */
+const uint8_t *as_ledger_packed(const as_ledger_t *l);
 
 /* Records a collector's state in the open transaction (counts of accepted/duplicate/rejected are
  * kept by the ledger itself from as_ledger_apply calls made after as_ledger_set_source). */

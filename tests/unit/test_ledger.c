@@ -12,6 +12,7 @@
 #include "err.h"
 #include "event.h"
 #include "ledger.h"
+#include "wire.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -175,6 +176,38 @@ static void test_new_and_duplicate(void **state)
     assert_int_equal(t.organisations, 2);
     assert_int_equal(t.counties, 2);
     assert_int_equal(as_ledger_last_seq(f->l), 2);
+}
+
+/* Each accepted result points at the event as the log holds it, for the commit listeners; a
+ * duplicate points at nothing; the next group starts the bytes afresh. */
+static void test_packed_events(void **state)
+{
+    fx_t *f = *state;
+    as_event_t ev[3];
+    for (int i = 0; i < 3; i++)
+        s_event(f, &ev[i], s_county(i), i + 1, 20250310 + (uint32_t)i);
+    snprintf(ev[1].note, sizeof ev[1].note, "入户走访");
+    as_apply_result_t r[4];
+    assert_int_equal(as_ledger_begin(f->l), 0);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(as_ledger_apply(f->l, &ev[i], &r[i]), 0);
+    assert_int_equal(as_ledger_apply(f->l, &ev[0], &r[3]), 0);
+    assert_int_equal(as_ledger_commit(f->l, NULL), 0);
+    const uint8_t *packed = as_ledger_packed(f->l);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(r[i].code, AS_RESULT_ACCEPTED);
+        uint8_t want[4096];
+        size_t n = as_event_pack(&ev[i], want);
+        assert_int_equal(r[i].pb_len, n);
+        assert_memory_equal(packed + r[i].pb_off, want, n);
+    }
+    assert_int_equal(r[1].pb_off, r[0].pb_len);
+    assert_int_equal(r[3].code, AS_RESULT_DUPLICATE);
+    assert_int_equal(r[3].pb_len, 0);
+    as_event_t next;
+    s_event(f, &next, s_county(3), 4, 20250320);
+    as_apply_result_t rn = s_apply1(f, &next);
+    assert_int_equal(rn.pb_off, 0);
 }
 
 static void test_corrections(void **state)
@@ -1069,6 +1102,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_new_and_duplicate, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_packed_events, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_corrections, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_retractions, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_distinct_refcounts, s_setup, s_teardown),

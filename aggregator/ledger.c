@@ -254,7 +254,7 @@ struct as_ledger_s {
     s_map_t blocks_c, blocks; /* county blocks (flushed first), the other levels */
     s_map_t orefs_c, orefs, vsets, vorgs;
     s_map_t orgnames; /* credit code → name (AS_NAME_MAX + 1) */
-    uint8_t *packed;  /* this group's accepted events as logged, back to back */
+    uint8_t *packed;  /* this group's log records (header, packed event), back to back */
     size_t packed_n, packed_cap;
     s_coll_delta_t *colls; /* this group's collectors */
     size_t ncolls, capcolls;
@@ -267,7 +267,6 @@ struct as_ledger_s {
     as_ledger_event_cb ev_cb; /* extension hook, see as_ledger_set_event_hook */
     void *ev_ctx;
     as_event_t scratch; /* a correction's or retraction's target */
-    uint8_t *pack;      /* packing buffer */
     size_t packcap;
 };
 
@@ -434,7 +433,6 @@ void as_ledger_destroy(as_ledger_t **self_p)
     s_map_free(&l->orgnames);
     free(l->packed);
     free(l->colls);
-    free(l->pack);
     free(l);
 }
 
@@ -1038,30 +1036,13 @@ static int s_spread_coarse(as_ledger_t *l)
 
 /* Appends ev to the log as seq. */
 static int s_log_put(as_ledger_t *l, uint64_t seq, uint8_t kind, const as_org_info_t *org,
-                     const as_event_t *ev)
+                     const as_event_t *ev, size_t *pb_off, size_t *pb_len)
 {
-    size_t n = as_event_packed_size(ev);
-    uint8_t kb[8];
-    s_be(kb, seq, 8);
-    MDB_val k = {8, kb}, v = {LOG_HDR + n, NULL};
-    int rc = mdb_put(l->txn, l->db_log, &k, &v, MDB_APPEND | MDB_RESERVE);
-    if (rc)
-        return rc;
-    uint8_t *p = v.mv_data;
-    p[0] = 1;
-    p[1] = kind;
-    s_be(p + 2, org->supervisor, 2);
-    p[4] = org->type;
-    p[5] = org->level;
-    s_be(p + 6, ev->county, 4);
-    s_be(p + 10, l->group_ms, 8);
-    size_t got = as_event_pack(ev, p + LOG_HDR);
-    if (got != n)
-        return MDB_BAD_VALSIZE;
-    /* a copy for the listeners (the reserved bytes are the transaction's) */
-    if (l->packed_n + n > l->packed_cap) {
+    /* packed once, straight into the group's copy for the listeners (header first, as the log
+     * stores it); LMDB copies it into the log */
+    if (l->packed_n + LOG_HDR + AS_EVENT_PACKED_MAX > l->packed_cap) {
         size_t cap = l->packed_cap ? l->packed_cap : 1 << 20;
-        while (cap < l->packed_n + n)
+        while (cap < l->packed_n + LOG_HDR + AS_EVENT_PACKED_MAX)
             cap *= 2;
         uint8_t *b = cap <= UINT32_MAX ? realloc(l->packed, cap) : NULL;
         if (!b)
@@ -1069,8 +1050,24 @@ static int s_log_put(as_ledger_t *l, uint64_t seq, uint8_t kind, const as_org_in
         l->packed = b;
         l->packed_cap = cap;
     }
-    memcpy(l->packed + l->packed_n, p + LOG_HDR, n);
-    l->packed_n += n;
+    uint8_t *p = l->packed + l->packed_n;
+    p[0] = 1;
+    p[1] = kind;
+    s_be(p + 2, org->supervisor, 2);
+    p[4] = org->type;
+    p[5] = org->level;
+    s_be(p + 6, ev->county, 4);
+    s_be(p + 10, l->group_ms, 8);
+    size_t n = as_event_pack(ev, p + LOG_HDR);
+    uint8_t kb[8];
+    s_be(kb, seq, 8);
+    MDB_val k = {8, kb}, v = {LOG_HDR + n, p};
+    int rc = mdb_put(l->txn, l->db_log, &k, &v, MDB_APPEND);
+    if (rc)
+        return rc;
+    *pb_off = l->packed_n + LOG_HDR;
+    *pb_len = n;
+    l->packed_n += LOG_HDR + n;
     return 0;
 }
 
@@ -1151,8 +1148,8 @@ int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res)
     if (kind != AS_LOG_RETRACTION && (rc = s_contribute(l, ev, &org, +1)) != 0)
         return AS_E_NOMEM;
     seq = l->last_seq + 1;
-    size_t pb_off = l->packed_n;
-    if ((rc = s_log_put(l, seq, kind, &org, ev)) != 0)
+    size_t pb_off, pb_len;
+    if ((rc = s_log_put(l, seq, kind, &org, ev, &pb_off, &pb_len)) != 0)
         return rc == ENOMEM ? AS_E_NOMEM : s_txn_err(l, "appending to the event log", rc);
     if (s_id_put(l, ev->id, seq, kind == AS_LOG_RETRACTION ? ST_RETRACTION : ST_LIVE) != 0)
         return AS_E_NOMEM;
@@ -1162,7 +1159,7 @@ int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res)
     res->code = AS_RESULT_ACCEPTED;
     res->seq = seq;
     res->pb_off = (uint32_t)pb_off;
-    res->pb_len = (uint32_t)(l->packed_n - pb_off);
+    res->pb_len = (uint32_t)pb_len;
     s_count(l, res->code);
     return 0;
 }

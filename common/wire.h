@@ -17,6 +17,10 @@ void as_event_to_pb(const as_event_t *ev, Aidstat__V1__Event *pb);
  * *field when field is non-NULL). Does not validate content: see as_event_validate(). */
 int as_event_from_pb(const Aidstat__V1__Event *pb, as_event_t *ev, const char **field);
 
+/* An upper bound of as_event_packed_size(): every text field full, every number at its widest
+ * varint, a tag and a length for each field. */
+#define AS_EVENT_PACKED_MAX (sizeof(as_event_t) + 512)
+
 /* Packed size and packing of an event as protobuf. */
 size_t as_event_packed_size(const as_event_t *ev);
 size_t as_event_pack(const as_event_t *ev, uint8_t *out);

@@ -59,6 +59,27 @@ static void test_round_trip(void **state)
     free(buf);
 }
 
+/* Every text full, every number at its widest: within AS_EVENT_PACKED_MAX. */
+static void test_packed_max(void **state)
+{
+    (void)state;
+    as_event_t ev;
+    s_fill(&ev);
+    memset(ev.event_id, 'E', sizeof ev.event_id - 1);
+    ev.event_id[sizeof ev.event_id - 1] = 0;
+    memset(ev.org_name, 'N', sizeof ev.org_name - 1);
+    ev.org_name[sizeof ev.org_name - 1] = 0;
+    memset(ev.note, 'x', sizeof ev.note - 1);
+    ev.note[sizeof ev.note - 1] = 0;
+    memset(ev.source_file, 'f', sizeof ev.source_file - 1);
+    ev.source_file[sizeof ev.source_file - 1] = 0;
+    ev.county = ev.date = ev.flags = ev.source_row = UINT32_MAX;
+    ev.beneficiaries = ev.registered_poor = ev.volunteers = ev.volunteer_tenths = UINT64_MAX;
+    ev.social_workers = ev.persons_lifted = ev.jobs = ev.trainees = UINT64_MAX;
+    ev.funds_fen = ev.goods_fen = ev.income_fen = -1; /* negative int64: ten bytes */
+    assert_true(as_event_packed_size(&ev) <= AS_EVENT_PACKED_MAX);
+}
+
 static void test_no_correction(void **state)
 {
     (void)state;
@@ -111,9 +132,8 @@ static void test_garbage(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),
-        cmocka_unit_test(test_no_correction),
-        cmocka_unit_test(test_rejects_bad_fields),
+        cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_packed_max),
+        cmocka_unit_test(test_no_correction), cmocka_unit_test(test_rejects_bad_fields),
         cmocka_unit_test(test_garbage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1748,8 +1748,9 @@ uint64_t as_ledger_last_seq(as_ledger_t *l)
     return seq;
 }
 
-int as_ledger_replay(as_ledger_t *l, uint64_t from, size_t limit, const char *county_prefix,
-                     as_log_cb cb, void *ctx, uint64_t *next, uint64_t *last)
+/* as_ledger_replay (cb) or as_ledger_replay_raw (raw), one of them set. */
+static int s_replay(as_ledger_t *l, uint64_t from, size_t limit, const char *county_prefix,
+                    as_log_cb cb, as_log_raw_cb raw, void *ctx, uint64_t *next, uint64_t *last)
 {
     MDB_txn *txn;
     MDB_cursor *c = NULL;
@@ -1765,8 +1766,8 @@ int as_ledger_replay(as_ledger_t *l, uint64_t from, size_t limit, const char *co
     if (next)
         *next = from;
     size_t plen = county_prefix ? strlen(county_prefix) : 0;
-    as_log_entry_t *e = malloc(sizeof *e);
-    if (!e) {
+    as_log_entry_t *e = raw ? NULL : malloc(sizeof *e);
+    if (!raw && !e) {
         mdb_txn_abort(txn);
         return AS_E_NOMEM;
     }
@@ -1792,6 +1793,14 @@ int as_ledger_replay(as_ledger_t *l, uint64_t from, size_t limit, const char *co
             if (strncmp(cs, county_prefix, plen) != 0)
                 continue;
         }
+        if (raw) {
+            delivered++;
+            if (raw(ctx, seq, s_get_be(p + 10, 8), p + LOG_HDR, v.mv_size - LOG_HDR) != 0) {
+                rc = 0;
+                break;
+            }
+            continue;
+        }
         e->seq = seq;
         e->kind = p[1];
         e->org.supervisor = (uint16_t)s_get_be(p + 2, 2);
@@ -1816,6 +1825,18 @@ done:
     mdb_txn_abort(txn);
     free(e);
     return rc ? s_db("replaying the event log", rc) : 0;
+}
+
+int as_ledger_replay(as_ledger_t *l, uint64_t from, size_t limit, const char *county_prefix,
+                     as_log_cb cb, void *ctx, uint64_t *next, uint64_t *last)
+{
+    return s_replay(l, from, limit, county_prefix, cb, NULL, ctx, next, last);
+}
+
+int as_ledger_replay_raw(as_ledger_t *l, uint64_t from, size_t limit, as_log_raw_cb cb, void *ctx,
+                         uint64_t *next, uint64_t *last)
+{
+    return s_replay(l, from, limit, NULL, NULL, cb, ctx, next, last);
 }
 
 int as_ledger_collectors(as_ledger_t *l, as_collector_info_t **out, size_t *n)

@@ -253,6 +253,13 @@ typedef int (*as_log_cb)(void *ctx, const as_log_entry_t *entry, const uint8_t *
 int as_ledger_replay(as_ledger_t *l, uint64_t from, size_t limit, const char *county_prefix,
                      as_log_cb cb, void *ctx, uint64_t *next, uint64_t *last);
 
+/* The same for every county without decoding: cb gets each entry's sequence, its group's
+ * commit_ms and the stored protobuf Event (see as_event_peek for a cheap look inside). */
+typedef int (*as_log_raw_cb)(void *ctx, uint64_t seq, uint64_t commit_ms, const uint8_t *pb,
+                             size_t pb_len);
+int as_ledger_replay_raw(as_ledger_t *l, uint64_t from, size_t limit, as_log_raw_cb cb, void *ctx,
+                         uint64_t *next, uint64_t *last);
+
 /* Newest sequence number in the event log (0 when empty). */
 uint64_t as_ledger_last_seq(as_ledger_t *l);
 

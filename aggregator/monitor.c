@@ -4,10 +4,12 @@
 #include "err.h"
 #include "log.h"
 #include "measures_json.h"
+#include "wire.h"
 
 #include <errno.h>
 #include <lmdb.h>
 #include <pthread.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +207,7 @@ typedef struct {
     MDB_txn *txn;
     int rc;
     uint64_t seq;
+    as_log_entry_t *entry; /* a flagged event decoded, allocated on the first */
     size_t used;
     s_month_t month[MONTH_SLOTS]; /* events per county-month read, written once per catch-up */
 } s_scan_t;
@@ -306,18 +309,36 @@ static int s_put_flag(s_scan_t *s, const as_log_entry_t *e)
     return rc == 0 ? 0 : s_db_err("flag", rc);
 }
 
-static int s_scan_cb(void *ctx, const as_log_entry_t *e, const uint8_t *pb, size_t pb_len)
+/* Each entry is only peeked at (county, date, retract, flags); a flagged one is decoded. */
+static int s_scan_cb(void *ctx, uint64_t seq, uint64_t commit_ms, const uint8_t *pb, size_t pb_len)
 {
     s_scan_t *s = ctx;
-    const as_event_t *ev = &e->ev;
-    s->seq = e->seq;
-    if (ev->retract)
+    as_event_peek_t pk;
+    if (as_event_peek(pb, pb_len, &pk) != 0) {
+        s->rc = s_db_err("reading the event log", MDB_CORRUPTED);
+        return 1;
+    }
+    s->seq = seq;
+    if (pk.retract)
         return 0;
     uint8_t kb[7];
-    s_cm_key(kb, ev->county, ev->date / 10000, ev->date / 100 % 100);
+    s_cm_key(kb, pk.county, pk.date / 10000, pk.date / 100 % 100);
     if ((s->rc = s_count_month(s, kb)) != 0)
         return 1;
-    if (ev->flags && (s->rc = s_put_flag(s, e)) != 0)
+    if (!pk.flags)
+        return 0;
+    if (!s->entry && !(s->entry = malloc(sizeof *s->entry))) {
+        s->rc = AS_E_NOMEM;
+        return 1;
+    }
+    memset(s->entry, 0, offsetof(as_log_entry_t, ev));
+    s->entry->seq = seq;
+    s->entry->commit_ms = commit_ms;
+    if (as_event_unpack(pb, pb_len, &s->entry->ev) != 0) {
+        s->rc = s_db_err("reading the event log", MDB_CORRUPTED);
+        return 1;
+    }
+    if ((s->rc = s_put_flag(s, s->entry)) != 0)
         return 1;
     return 0;
 }
@@ -352,7 +373,7 @@ static int s_catch_up(as_monitor_t *m, as_ledger_t *l)
     uint64_t from = m->seq + 1;
     while (from <= last) {
         uint64_t next = from;
-        rc = as_ledger_replay(l, from, REPLAY_PAGE, NULL, s_scan_cb, s, &next, &last);
+        rc = as_ledger_replay_raw(l, from, REPLAY_PAGE, s_scan_cb, s, &next, &last);
         if (rc != 0 || s->rc != 0 || next <= from)
             break;
         from = next;
@@ -362,6 +383,7 @@ static int s_catch_up(as_monitor_t *m, as_ledger_t *l)
     if (rc == 0)
         rc = s_flush_months(s);
     uint64_t seq = s->seq;
+    free(s->entry);
     free(s);
     if (rc == 0) {
         MDB_val k = {3, "seq"}, v = {sizeof seq, &seq};

@@ -137,3 +137,69 @@ int as_event_unpack(const uint8_t *buf, size_t len, as_event_t *ev)
     aidstat__v1__event__free_unpacked(pb, NULL);
     return rc;
 }
+
+/* A base-128 varint at *p (below end); advances *p. */
+static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int sh = 0; sh < 64; sh += 7) {
+        if (*p >= end)
+            return AS_E_PARSE;
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << sh;
+        if (!(b & 0x80)) {
+            *v = x;
+            return 0;
+        }
+    }
+    return AS_E_PARSE;
+}
+
+int as_event_peek(const uint8_t *buf, size_t len, as_event_peek_t *out)
+{
+    memset(out, 0, sizeof *out);
+    const uint8_t *p = buf, *end = buf + len;
+    while (p < end) {
+        uint64_t tag, v;
+        if (s_varint(&p, end, &tag) != 0)
+            return AS_E_PARSE;
+        switch (tag & 7) {
+        case 0: /* varint */
+            if (s_varint(&p, end, &v) != 0)
+                return AS_E_PARSE;
+            switch (tag >> 3) {
+            case 3:
+                out->county = (uint32_t)v;
+                break;
+            case 8:
+                out->date = (uint32_t)v;
+                break;
+            case 27:
+                out->retract = v != 0;
+                break;
+            case 28:
+                out->flags = (uint32_t)v;
+                break;
+            }
+            break;
+        case 1: /* 64-bit */
+            if (end - p < 8)
+                return AS_E_PARSE;
+            p += 8;
+            break;
+        case 2: /* length-delimited */
+            if (s_varint(&p, end, &v) != 0 || v > (uint64_t)(end - p))
+                return AS_E_PARSE;
+            p += v;
+            break;
+        case 5: /* 32-bit */
+            if (end - p < 4)
+                return AS_E_PARSE;
+            p += 4;
+            break;
+        default:
+            return AS_E_PARSE;
+        }
+    }
+    return 0;
+}

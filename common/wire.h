@@ -25,6 +25,18 @@ int as_event_from_pb(const Aidstat__V1__Event *pb, as_event_t *ev, const char **
 size_t as_event_packed_size(const as_event_t *ev);
 size_t as_event_pack(const as_event_t *ev, uint8_t *out);
 
+/* What a follower of the event log often needs, read from packed bytes without decoding the
+ * rest (no allocation): county, activity date, retract, flags. */
+typedef struct {
+    uint32_t county;
+    uint32_t date;
+    bool retract;
+    uint32_t flags;
+} as_event_peek_t;
+
+/* Fills *out from packed Event bytes (fields absent are 0). Returns 0 or AS_E_PARSE. */
+int as_event_peek(const uint8_t *buf, size_t len, as_event_peek_t *out);
+
 /* Decodes protobuf bytes into *ev. Returns 0, AS_E_PARSE (not a valid Event) or AS_E_INVALID. */
 int as_event_unpack(const uint8_t *buf, size_t len, as_event_t *ev);
 

@@ -80,6 +80,38 @@ static void test_packed_max(void **state)
     assert_true(as_event_packed_size(&ev) <= AS_EVENT_PACKED_MAX);
 }
 
+/* The peek reads the same county, date, retract and flags as a full decode, and refuses what
+ * the full decode refuses for being cut short. */
+static void test_peek(void **state)
+{
+    (void)state;
+    as_event_t ev;
+    s_fill(&ev);
+    ev.retract = true;
+    uint8_t buf[AS_EVENT_PACKED_MAX];
+    size_t n = as_event_pack(&ev, buf);
+    as_event_peek_t pk;
+    assert_int_equal(as_event_peek(buf, n, &pk), 0);
+    assert_int_equal(pk.county, 360730);
+    assert_int_equal(pk.date, 20260315);
+    assert_true(pk.retract);
+    assert_int_equal(pk.flags, AS_FLAG_UNREGISTERED | AS_FLAG_OUTLIER);
+    for (size_t cut = 1; cut < n; cut++) /* every truncation inside a field is refused */
+        if (as_event_peek(buf, cut, &pk) == 0) {
+            as_event_t back;
+            assert_int_equal(as_event_unpack(buf, cut, &back), 0); /* a field boundary */
+        }
+    memset(&ev, 0, sizeof ev); /* all defaults: nothing packed but the id */
+    ev.id[0] = 1;
+    n = as_event_pack(&ev, buf);
+    assert_int_equal(as_event_peek(buf, n, &pk), 0);
+    assert_int_equal(pk.county, 0);
+    assert_int_equal(pk.flags, 0);
+    assert_false(pk.retract);
+    const uint8_t bad[] = {0x0f}; /* wire type 7 */
+    assert_int_equal(as_event_peek(bad, sizeof bad, &pk), AS_E_PARSE);
+}
+
 static void test_no_correction(void **state)
 {
     (void)state;
@@ -134,7 +166,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_packed_max),
         cmocka_unit_test(test_no_correction), cmocka_unit_test(test_rejects_bad_fields),
-        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_garbage),       cmocka_unit_test(test_peek),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

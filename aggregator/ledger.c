@@ -209,19 +209,17 @@ static void s_map_clear(s_map_t *m)
     m->n = 0;
 }
 
-static const s_map_t *s_sort_map;
-static int s_cmp_slot(const void *a, const void *b)
+static int s_cmp_slot(const void *a, const void *b, void *m)
 {
-    return memcmp(s_map_key(s_sort_map, *(const uint32_t *)a),
-                  s_map_key(s_sort_map, *(const uint32_t *)b), s_sort_map->klen);
+    return memcmp(s_map_key(m, *(const uint32_t *)a), s_map_key(m, *(const uint32_t *)b),
+                  ((const s_map_t *)m)->klen);
 }
 
-/* Sorts the iteration order by key, so the commit writes each B-tree in order. */
+/* Sorts the iteration order by key, so the commit writes each B-tree in order. (The map is the
+ * comparison's argument, not a global: two ledgers may commit in two threads.) */
 static void s_map_sort(s_map_t *m)
 {
-    s_sort_map = m;
-    qsort(m->order, m->n, sizeof *m->order, s_cmp_slot);
-    s_sort_map = NULL;
+    qsort_r(m->order, m->n, sizeof *m->order, s_cmp_slot, m);
 }
 
 /* ---- the ledger --------------------------------------------------------------------------- */

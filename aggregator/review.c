@@ -368,8 +368,11 @@ static int s_other_county(MDB_cursor *c, uint8_t *kb, size_t p, uint32_t mine, b
     }
 }
 
-/* Is there a live event of the same organisation and date from another county matching ev? */
-static int s_cross_county(as_review_t *r, MDB_txn *txn, const as_event_t *ev, bool *hit)
+/* Is there a live event of the same organisation and date from another county matching ev?
+ * Then ev's own records go in (seq), each right after its lookup with the same cursor, which
+ * LMDB then finds on the page the lookup left it on instead of searching the tree again. */
+static int s_cross_county_put(as_review_t *r, MDB_txn *txn, const as_event_t *ev, uint64_t seq,
+                              bool *hit)
 {
     *hit = false;
     MDB_cursor *c;
@@ -378,11 +381,18 @@ static int s_cross_county(as_review_t *r, MDB_txn *txn, const as_event_t *ev, bo
         return rc;
     s_xfacts_t f = s_facts(ev);
     static const char kinds[2] = {'V', 'M'};
-    for (int i = 0; i < 2 && !rc && !*hit; i++) {
+    for (int i = 0; i < 2 && !rc; i++) {
         uint8_t kb[XKMAX];
         size_t p = s_xkey(kb, kinds[i], &f, 0, 0);
-        if (p)
+        if (!p)
+            continue;
+        if (!*hit)
             rc = s_other_county(c, kb, p, ev->county, hit);
+        if (!rc) {
+            s_xkey(kb, kinds[i], &f, f.county, seq);
+            MDB_val k = {p + 11, kb}, v = {0, NULL};
+            rc = mdb_cursor_put(c, &k, &v, 0);
+        }
     }
     mdb_cursor_close(c);
     return rc;
@@ -523,7 +533,7 @@ static int s_hook(void *ctx, MDB_txn *txn, as_event_t *ev, const as_ledger_event
         if (s_outlier(r, ev))
             ev->flags |= AS_FLAG_OUTLIER;
         bool hit;
-        if ((rc = s_cross_county(r, txn, ev, &hit)) != 0)
+        if ((rc = s_cross_county_put(r, txn, ev, info->seq, &hit)) != 0)
             return rc;
         if (hit)
             ev->flags |= AS_FLAG_DUPLICATE_ACROSS_COUNTIES;
@@ -542,10 +552,7 @@ static int s_hook(void *ctx, MDB_txn *txn, as_event_t *ev, const as_ledger_event
         if ((rc = s_count(r, txn, t->flags, tyear, t->county, -1)) != 0)
             return rc;
     }
-    if (counted) {
-        s_xfacts_t f = s_facts(ev);
-        if ((rc = s_xindex(txn, r->db_x, &f, info->seq, +1)) != 0)
-            return rc;
+    if (counted) { /* its cross-county records went in with the lookup */
         if ((rc = s_count(r, txn, ev->flags, year, ev->county, +1)) != 0)
             return rc;
     }

@@ -415,7 +415,7 @@ int main(int argc, char **argv)
         rc = s_bench_query(query, year, by, &p);
     if (aidstat && !rc)
         rc = s_bench_exec(aidstat, query, year, by, &p);
-    return rc;
+    return rc ? 1 : 0;
 
 usage:
     fprintf(stderr,

@@ -1516,6 +1516,36 @@ static size_t s_block_encode_slot(uint8_t *p, int slot, const int64_t *cols)
     return n;
 }
 
+/* Only the "everything" slot (SL_ALL, stored first when present) of a stored block into
+ * dense[0..NG): a by-county or by-supervisor listing reads nothing else of each block, and
+ * decoding whole blocks (≈ 40 slots) was most of the time of /api/totals by county. */
+static int s_block_decode_all(const MDB_val *v, int64_t *dense)
+{
+    memset(dense, 0, NG * sizeof *dense);
+    const uint8_t *p = v->mv_data, *end = p + v->mv_size;
+    if (p == end || p[0] != SL_ALL)
+        return 0;
+    if (end - p < 3)
+        return MDB_CORRUPTED;
+    unsigned mask = p[1] | (unsigned)p[2] << 8;
+    p += 3;
+    for (int i = 0; i < NG; i++) {
+        if (!(mask >> i & 1))
+            continue;
+        uint64_t z = 0;
+        for (int sh = 0;; sh += 7) {
+            if (p == end || sh > 63)
+                return MDB_CORRUPTED;
+            uint8_t b = *p++;
+            z |= (uint64_t)(b & 0x7f) << sh;
+            if (!(b & 0x80))
+                break;
+        }
+        dense[i] = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+    }
+    return 0;
+}
+
 /* A stored block (sparse) into NS × NG dense columns. */
 static int s_block_decode(const MDB_val *v, int64_t *dense)
 {
@@ -2337,7 +2367,7 @@ static int s_each_block(s_q_t *q, const s_ctx_t *parent, as_dim_t by, uint8_t lv
         s_ctx_t child = {lv, parent->sup, (uint32_t)s_get_be((const uint8_t *)k.mv_data + 5, 3)};
         if (!s_within(q, parent, lv, child.code))
             continue;
-        if ((rc = s_block_decode(&v, q->dense)) != 0)
+        if ((rc = s_block_decode_all(&v, q->dense)) != 0)
             break;
         if (q->dense[0] <= 0)
             continue;
@@ -2379,7 +2409,7 @@ static int s_each_supervisor(s_q_t *q, const s_ctx_t *ctx, s_row_cb cb, void *ar
             continue;
         }
         sup = found + 1;
-        if ((rc = s_block_decode(&v, q->dense)) != 0 || q->dense[0] <= 0)
+        if ((rc = s_block_decode_all(&v, q->dense)) != 0 || q->dense[0] <= 0)
             continue;
         char key[24];
         as_measures_t m;

@@ -41,7 +41,7 @@ typedef struct {
     bool dirty;             /* state to write with the next commit */
     uint64_t last_heard_ms; /* Unix ms */
     uint64_t backlog;
-    uint64_t rejected_extra; /* rejected before the ledger since start */
+    uint64_t rejected_extra; /* rejected before the ledger, not yet committed with its count */
     uint64_t last_batch_seq; /* committed */
     uint64_t group_seq;      /* highest batch seq in the pending group */
     char version[32];
@@ -59,6 +59,7 @@ typedef struct s_batch_s {
     as_apply_result_t *res;    /* n results */
     uint8_t (*ids)[AS_ID_LEN]; /* ids as received, echoed in the results */
     size_t *id_len;
+    size_t pre_rejected; /* events rejected before the ledger (counted there at the commit) */
 } s_batch_t;
 
 /* A group of batches committed in one transaction. */
@@ -359,6 +360,8 @@ static void s_commit_work(uv_work_t *w)
         for (size_t i = 0; i < b->n && rc == 0; i++)
             if (b->valid[i])
                 rc = as_ledger_apply(l, &b->evs[i], &b->res[i]);
+            else
+                as_ledger_count_rejected(l);
     }
     as_ledger_set_source(l, NULL);
     for (size_t i = 0; i < g->nstates && rc == 0; i++)
@@ -546,6 +549,9 @@ static void s_commit_done(uv_work_t *w, int status)
                  "the ledger, nothing acknowledged: the collectors will resend",
                  g->events, as_strerror(status ? status : g->rc));
     }
+    /* committed: the ledger's counts hold them now; failed: they were not answered */
+    for (s_batch_t *b = g->head; b; b = b->next)
+        in->peers[b->peer].rejected_extra -= b->pre_rejected;
     s_group_free(g);
     if (!in->stopping && in->pending_events >= in->group_cap)
         s_maybe_commit(in); /* the loop stopped reading at the cap: go on at once */
@@ -718,8 +724,10 @@ static void s_on_batch(as_ingest_t *in, s_peer_t *p, uint32_t county, const Aids
                 valid++;
             }
         }
-        if (r->code == AS_RESULT_REJECTED)
+        if (r->code == AS_RESULT_REJECTED) {
             p->rejected_extra++;
+            b->pre_rejected++;
+        }
     }
     in->st.events += n;
     if (bm->seq > p->group_seq)

@@ -651,6 +651,12 @@ static void s_count(as_ledger_t *l, uint8_t code)
         c->rejected++;
 }
 
+void as_ledger_count_rejected(as_ledger_t *l)
+{
+    if (l->txn)
+        s_count(l, AS_RESULT_REJECTED);
+}
+
 /* The dedup record of id: this group's first, then the ledger's. Returns 0 (found), 1 (absent)
  * or an LMDB error. */
 static int s_id_get(as_ledger_t *l, const uint8_t *id, uint64_t *seq, uint8_t *state)

@@ -128,6 +128,11 @@ int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res);
  * packing each event again. */
 const uint8_t *as_ledger_packed(const as_ledger_t *l);
 
+/* Counts one event of the current source (as_ledger_set_source) that was rejected before the
+ * ledger (ingest's own validation), so that the collector's rejected count, kept in the ledger,
+ * includes it and survives a restart. */
+void as_ledger_count_rejected(as_ledger_t *l);
+
 /* Records a collector's state in the open transaction (counts of accepted/duplicate/rejected are
  * kept by the ledger itself from as_ledger_apply calls made after as_ledger_set_source). */
 int as_ledger_put_collector(as_ledger_t *l, const as_collector_state_t *st);

@@ -19,7 +19,9 @@ typedef struct {
     bool connected;          /* heard within the last few heartbeats */
     uint64_t last_heard_ms;  /* Unix ms */
     uint64_t backlog;        /* from its last Hello or heartbeat */
-    uint64_t rejected_extra; /* rejected before reaching the ledger (malformed, invalid, county) */
+    uint64_t rejected_extra; /* rejected before reaching the ledger (malformed, invalid, county)
+                              * in groups not yet committed; once committed the ledger's
+                              * per-collector count holds them */
     uint64_t last_batch_seq;
     char version[32];
 } as_collector_live_t;

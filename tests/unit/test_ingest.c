@@ -342,6 +342,18 @@ static void test_wrong_county_and_invalid(void **state)
     assert_true(strlen(er[2]->reason) > 0);
     aidstat__v1__ingest_message__free_unpacked(r, NULL);
     assert_int_equal(as_ledger_last_seq(f->ledger), 1);
+    /* the two rejections are counted in the ledger with the commit (they survive a restart),
+     * and no longer as pending in the live view (not counted twice) */
+    as_collector_info_t ci;
+    assert_int_equal(as_ledger_collector(f->ledger, "collector-360730", &ci), 0);
+    assert_int_equal(ci.accepted, 1);
+    assert_int_equal(ci.rejected, 2);
+    as_collector_live_t *live = NULL;
+    size_t n = 0;
+    assert_int_equal(as_ingest_live(f->in, &live, &n), 0);
+    assert_int_equal(n, 1);
+    assert_int_equal(live[0].rejected_extra, 0);
+    free(live);
     zmq_close(d);
 }
 

@@ -130,6 +130,13 @@ size_t as_event_pack(const as_event_t *ev, uint8_t *out)
 
 int as_event_unpack(const uint8_t *buf, size_t len, as_event_t *ev)
 {
+    /* protobuf-c checks the wire type of every field but a bool, and reads a bool as true when
+     * any bit of its varint is set, even beyond 64 bits: it took a length-delimited field 27, or a
+     * varint 0x80 x 9 then 0x02, as retract = true where the peek read false. The peek's scan
+     * refuses both first, so the two readings agree. */
+    as_event_peek_t pk;
+    if (as_event_peek(buf, len, &pk) != 0)
+        return AS_E_PARSE;
     Aidstat__V1__Event *pb = aidstat__v1__event__unpack(NULL, len, buf);
     if (!pb)
         return AS_E_PARSE;
@@ -146,6 +153,8 @@ static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
         if (*p >= end)
             return AS_E_PARSE;
         uint8_t b = *(*p)++;
+        if (sh == 63 && b > 1)
+            return AS_E_PARSE; /* beyond 64 bits (protobuf-c would read such a bool as true) */
         x |= (uint64_t)(b & 0x7f) << sh;
         if (!(b & 0x80)) {
             *v = x;
@@ -153,6 +162,24 @@ static int s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
         }
     }
     return AS_E_PARSE;
+}
+
+/* The wire type field of aidstat.v1.Event is packed with: 2 for bytes and strings, 0 for every
+ * number, enum and bool; -1 for a field unknown to this version (any type is skipped). */
+static int s_wire_type(uint64_t field)
+{
+    switch (field) {
+    case 1:  /* id */
+    case 2:  /* event_id */
+    case 4:  /* org_credit_code */
+    case 5:  /* org_name */
+    case 9:  /* village_code */
+    case 25: /* note */
+    case 26: /* correction_of */
+    case 29: /* source_file */
+        return 2;
+    }
+    return field >= 1 && field <= 30 ? 0 : -1;
 }
 
 int as_event_peek(const uint8_t *buf, size_t len, as_event_peek_t *out)
@@ -163,6 +190,9 @@ int as_event_peek(const uint8_t *buf, size_t len, as_event_peek_t *out)
         uint64_t tag, v;
         if (s_varint(&p, end, &tag) != 0)
             return AS_E_PARSE;
+        int want = s_wire_type(tag >> 3);
+        if (want >= 0 && (uint64_t)want != (tag & 7))
+            return AS_E_PARSE; /* a known field of the wrong type: not an Event */
         switch (tag & 7) {
         case 0: /* varint */
             if (s_varint(&p, end, &v) != 0)

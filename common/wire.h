@@ -34,10 +34,12 @@ typedef struct {
     uint32_t flags;
 } as_event_peek_t;
 
-/* Fills *out from packed Event bytes (fields absent are 0). Returns 0 or AS_E_PARSE. */
+/* Fills *out from packed Event bytes (fields absent are 0). Returns 0, or AS_E_PARSE when the
+ * bytes are cut short, a varint exceeds 64 bits or a known field has the wrong wire type. */
 int as_event_peek(const uint8_t *buf, size_t len, as_event_peek_t *out);
 
-/* Decodes protobuf bytes into *ev. Returns 0, AS_E_PARSE (not a valid Event) or AS_E_INVALID. */
+/* Decodes protobuf bytes into *ev. Returns 0, AS_E_PARSE (not a valid Event, including whatever
+ * as_event_peek() refuses, so both read the same) or AS_E_INVALID. */
 int as_event_unpack(const uint8_t *buf, size_t len, as_event_t *ev);
 
 #endif

@@ -161,12 +161,58 @@ static void test_garbage(void **state)
     assert_int_equal(as_event_unpack(junk, sizeof junk, &back), AS_E_PARSE);
 }
 
+/* protobuf-c reads a bool of the wrong wire type, or one whose varint runs past 64 bits, as true;
+ * the peek skipped or dropped it as false. Both now refuse such bytes (found by fuzz_wire). */
+static void test_peek_and_unpack_refuse_odd_bools(void **state)
+{
+    (void)state;
+    as_event_t ev;
+    s_fill(&ev);
+    ev.has_correction = false;
+    uint8_t buf[AS_EVENT_PACKED_MAX + 16];
+    size_t n = as_event_pack(&ev, buf);
+    const uint8_t length_delimited[] = {0xda, 0x01, 0x01, 0x00};    /* field 27, wire type 2 */
+    const uint8_t fixed32[] = {0xdd, 0x01, 0x00, 0x00, 0x00, 0x01}; /* field 27, wire type 5 */
+    const uint8_t overlong[] = {0xd8, 0x01, 0x80, 0x80, 0x80, 0x80,
+                                0x80, 0x80, 0x80, 0x80, 0x80, 0x02}; /* bit 64 set */
+    const struct {
+        const uint8_t *p;
+        size_t len;
+    } odd[] = {{length_delimited, sizeof length_delimited},
+               {fixed32, sizeof fixed32},
+               {overlong, sizeof overlong}};
+    as_event_peek_t pk;
+    as_event_t back;
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
+        memcpy(buf + n, odd[i].p, odd[i].len);
+        assert_int_equal(as_event_peek(buf, n + odd[i].len, &pk), AS_E_PARSE);
+        assert_int_equal(as_event_unpack(buf, n + odd[i].len, &back), AS_E_PARSE);
+    }
+    const uint8_t county_as_string[] = {0x1a, 0x01, 0x35}; /* field 3, wire type 2 */
+    memcpy(buf + n, county_as_string, sizeof county_as_string);
+    assert_int_equal(as_event_peek(buf, n + sizeof county_as_string, &pk), AS_E_PARSE);
+    const uint8_t bit63[] = {0xd8, 0x01, 0x80, 0x80, 0x80, 0x80,
+                             0x80, 0x80, 0x80, 0x80, 0x80, 0x01}; /* bit 63: still 64 bits */
+    memcpy(buf + n, bit63, sizeof bit63);
+    assert_int_equal(as_event_peek(buf, n + sizeof bit63, &pk), 0);
+    assert_int_equal(as_event_unpack(buf, n + sizeof bit63, &back), 0);
+    assert_true(pk.retract && back.retract);
+    const uint8_t unknown[] = {0xfa, 0x01, 0x02, 'h', 'i'}; /* field 31, unknown: skipped */
+    memcpy(buf + n, unknown, sizeof unknown);
+    assert_int_equal(as_event_peek(buf, n + sizeof unknown, &pk), 0);
+    assert_int_equal(as_event_unpack(buf, n + sizeof unknown, &back), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_round_trip),    cmocka_unit_test(test_packed_max),
-        cmocka_unit_test(test_no_correction), cmocka_unit_test(test_rejects_bad_fields),
-        cmocka_unit_test(test_garbage),       cmocka_unit_test(test_peek),
+        cmocka_unit_test(test_round_trip),
+        cmocka_unit_test(test_packed_max),
+        cmocka_unit_test(test_no_correction),
+        cmocka_unit_test(test_rejects_bad_fields),
+        cmocka_unit_test(test_garbage),
+        cmocka_unit_test(test_peek),
+        cmocka_unit_test(test_peek_and_unpack_refuse_odd_bools),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

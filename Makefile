@@ -2,10 +2,14 @@
 #   make demo   install what is missing, build, run the pipeline on embedded defaults
 #   make test   install what is missing, build (ASan+UBSan), run every test through ctest
 #   make bench  build without sanitizers, print the benchmark figures
+#   make fuzz   build the libFuzzer targets with clang, run each for FUZZ_SECONDS
 SHELL := /bin/bash
 JOBS ?= $(shell nproc)
 BUILD ?= build
 BENCH_BUILD ?= build-bench
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 60
+FUZZERS := sheet wire ingest
 
 # Debian packages the build, the tests and the demo need.
 PKGS := build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-c-compiler \
@@ -14,7 +18,7 @@ PKGS := build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-
 # Packages only some tests need (browser, metrics and PDF checks, a CJK font for screenshots).
 TEST_PKGS := prometheus chromium poppler-utils fonts-wqy-zenhei
 
-.PHONY: all deps test-deps build test demo bench clean format
+.PHONY: all deps test-deps build test demo bench fuzz clean format
 
 all: build
 
@@ -43,8 +47,19 @@ bench: deps
 	cmake --build $(BENCH_BUILD) -j $(JOBS)
 	scripts/bench.sh $(BENCH_BUILD)
 
+# New inputs go to $(FUZZ_BUILD)/corpus/NAME (the seeds in tests/fuzz/corpus stay as they are),
+# crashes to $(FUZZ_BUILD)/crash-NAME-*; add a minimised crash to the seeds once fixed.
+fuzz: deps
+	@command -v clang >/dev/null || scripts/install-deps.sh clang
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DAIDSTAT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZERS))
+	set -e; for f in $(FUZZERS); do mkdir -p $(FUZZ_BUILD)/corpus/$$f; \
+	  dict=tests/fuzz/$$f.dict; [ -f $$dict ] && dict=-dict=$$dict || dict=; \
+	  $(FUZZ_BUILD)/fuzz/fuzz_$$f -max_total_time=$(FUZZ_SECONDS) $$dict \
+	    -artifact_prefix=$(FUZZ_BUILD)/crash-$$f- $(FUZZ_BUILD)/corpus/$$f tests/fuzz/corpus/$$f; done
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(BENCH_BUILD) var/demo
+	rm -rf $(BUILD) $(BENCH_BUILD) $(FUZZ_BUILD) var/demo

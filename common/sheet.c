@@ -14,12 +14,19 @@
 #include <strings.h>
 #include <unistd.h>
 
-#define BUF_INIT   (4u << 20)  /* text buffer; grows for longer records */
-#define RAW_CHUNK  (1u << 20)  /* GB18030 bytes converted at a time */
-#define MIN_FREE   (1u << 20)  /* free room wanted before a read */
+#ifndef AS_SHEET_TINY_BUFFERS
+#define BUF_INIT   (4u << 20) /* text buffer; grows for longer records */
+#define RAW_CHUNK  (1u << 20) /* GB18030 bytes converted at a time */
+#define MIN_FREE   (1u << 20) /* free room wanted before a read */
+#define UTF8_CHECK (4u << 20) /* UTF-8 text checked before the encoding is taken as settled */
+#else /* the fuzz target's: a few KB of input cross every refill, growth and settling */
+#define BUF_INIT   64u
+#define RAW_CHUNK  16u
+#define MIN_FREE   16u
+#define UTF8_CHECK 256u
+#endif
 #define RECORD_MAX (64u << 20) /* a longer record is a broken file (an unbalanced quote) */
 #define WARN_MAX   64
-#define UTF8_CHECK (4u << 20) /* UTF-8 text checked before the encoding is taken as settled */
 
 struct as_sheet_s {
     int fd;     /* -1 when the file could not be opened */

@@ -17,6 +17,8 @@ PKGS := build-essential cmake pkg-config libzmq3-dev libprotobuf-c-dev protobuf-
         python3 python3-zmq python3-protobuf protobuf-compiler
 # Packages only some tests need (browser, metrics and PDF checks, a CJK font for screenshots).
 TEST_PKGS := prometheus chromium poppler-utils fonts-wqy-zenhei
+# Packages only make fuzz needs: clang and libFuzzer's runtime (which clang merely recommends).
+FUZZ_PKGS := clang libclang-rt-dev
 
 .PHONY: all deps test-deps build test demo bench fuzz clean format
 
@@ -50,7 +52,7 @@ bench: deps
 # New inputs go to $(FUZZ_BUILD)/corpus/NAME (the seeds in tests/fuzz/corpus stay as they are),
 # crashes to $(FUZZ_BUILD)/crash-NAME-*; add a minimised crash to the seeds once fixed.
 fuzz: deps
-	@command -v clang >/dev/null || scripts/install-deps.sh clang
+	@scripts/install-deps.sh $(FUZZ_PKGS)
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DAIDSTAT_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target $(addprefix fuzz_,$(FUZZERS))
 	set -e; for f in $(FUZZERS); do mkdir -p $(FUZZ_BUILD)/corpus/$$f; \

@@ -14,6 +14,7 @@ load, and the idle collector (about 30 s, for repeated runs).
 """
 import argparse
 import os
+import re
 import sys
 import time
 
@@ -98,7 +99,8 @@ try:
     print(f"e2e: {len(COUNTIES)} collectors took {total} generated rows into their outboxes "
           f"in {took:.1f} s ({total / took:,.0f} rows/s, incl. generation)")
     t0 = time.monotonic()
-    c.start_aggregator(wait=False)
+    # debug: each group's line gives its transaction's wall and CPU time and its fsync
+    c.start_aggregator(wait=False, extra=["--log-level", "debug"])
     first = {"t": None}
 
     def all_in():
@@ -117,6 +119,21 @@ try:
         print(f"e2e: from the first collector's connection: {t1 - first['t']:.2f} s = "
               f"{total / (t1 - first['t']):,.0f} events/s; load {loadavg()}", flush=True)
     agg_pid = c.aggregator.proc.pid
+    groups = ev = wall = cpu = fsync = 0
+    with open(os.path.join(c.dir, "aggregator.log"), errors="replace") as f:
+        for line in f:
+            m = re.search(r"group of (\d+) events.*transaction (\d+) us \(cpu (\d+), fsync (\d+)", line)
+            if m and int(m.group(1)):
+                groups += 1
+                ev += int(m.group(1))
+                wall += int(m.group(2))
+                cpu += int(m.group(3))
+                fsync += int(m.group(4))
+    if ev:
+        print(f"e2e: aggregator CPU {cpu_seconds(agg_pid) * 1e6 / total:.1f} µs per event in all; "
+              f"its {groups} commits (mean group {ev // groups} events): transaction wall "
+              f"{wall / ev:.1f} µs per event, of it CPU {cpu / ev:.1f} µs and fsync "
+              f"{fsync / ev:.1f} µs (LMDB's one writer)", flush=True)
     rss_n = proc_status(agg_pid, "VmRSS")
     anon_n = proc_status(agg_pid, "RssAnon")
     for county, d in c.collectors.items():

@@ -14,16 +14,12 @@
 #include <strings.h>
 #include <unistd.h>
 
-#ifndef AS_SHEET_TINY_BUFFERS
+#ifndef BUF_INIT /* tests/fuzz builds this file with other sizes too (sheet_tiny.c, sheet_ref.c)   \
+                  */
 #define BUF_INIT   (4u << 20) /* text buffer; grows for longer records */
 #define RAW_CHUNK  (1u << 20) /* GB18030 bytes converted at a time */
 #define MIN_FREE   (1u << 20) /* free room wanted before a read */
 #define UTF8_CHECK (4u << 20) /* UTF-8 text checked before the encoding is taken as settled */
-#else /* the fuzz target's: a few KB of input cross every refill, growth and settling */
-#define BUF_INIT   64u
-#define RAW_CHUNK  16u
-#define MIN_FREE   16u
-#define UTF8_CHECK 256u
 #endif
 #define RECORD_MAX (64u << 20) /* a longer record is a broken file (an unbalanced quote) */
 #define WARN_MAX   64

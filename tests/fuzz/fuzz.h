@@ -5,6 +5,7 @@
 
 #include "event.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -21,6 +22,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
             abort();                                                                               \
         }                                                                                          \
     } while (0)
+
+/* Set by replay.c when it made an allocation of this run fail (a warning may then be missing);
+ * weak, so that a libFuzzer build, which has no replay.c, reads false. */
+extern bool fuzz_alloc_failed __attribute__((weak));
+static inline bool fuzz_allocation_failed(void)
+{
+    return &fuzz_alloc_failed != NULL && fuzz_alloc_failed;
+}
 
 /* "Today" for validation: fixed, so an input gives the same result on any day. */
 #define FUZZ_TODAY 20261231u

@@ -23,9 +23,14 @@ static bool s_armed;         /* counting the target's allocations */
 static unsigned long s_n;    /* allocations so far in this run */
 static unsigned long s_fail; /* the one to fail (1-based), 0: none */
 
+bool fuzz_alloc_failed; /* see fuzz.h */
+
 static bool s_fails(void)
 {
-    return s_armed && ++s_n == s_fail;
+    if (!s_armed || ++s_n != s_fail)
+        return false;
+    fuzz_alloc_failed = true;
+    return true;
 }
 
 void *__wrap_malloc(size_t n)
@@ -49,6 +54,7 @@ static unsigned long s_run(const uint8_t *data, size_t size, unsigned long fail)
 {
     s_n = 0;
     s_fail = fail;
+    fuzz_alloc_failed = false;
     s_armed = true;
     LLVMFuzzerTestOneInput(data, size);
     s_armed = false;

@@ -78,7 +78,10 @@ static void *s_socket(as_sender_t *s, int *err)
         *err = AS_E_ZMQ;
         return NULL;
     }
-    int linger = 1000, ivl = 250, ivl_max = 30000, immediate = 1;
+    /* reconnect after 250 ms, backing off to at most 2 s: an aggregator back from a restart
+     * hears from every county within seconds (at 30 s, a county could wait half a minute); a
+     * refused TCP connection every 2 s per county costs nothing */
+    int linger = 1000, ivl = 250, ivl_max = 2000, immediate = 1;
     int hb_ivl = 2000, hb_timeout = 6000, hwm = 1000;
     int64_t maxmsg = MAX_MSG_BYTES;
     zmq_setsockopt(z, ZMQ_LINGER, &linger, sizeof linger);
@@ -157,9 +160,12 @@ static void s_send_hello(as_sender_t *s)
     Aidstat__V1__IngestMessage m = AIDSTAT__V1__INGEST_MESSAGE__INIT;
     m.body_case = AIDSTAT__V1__INGEST_MESSAGE__BODY_HELLO;
     m.hello = &h;
-    s->last_hello_ms = uv_now(s->loop);
-    if (s_send_msg(s, &m))
+    /* a Hello that ZeroMQ could not take (no connection yet) is tried again at the next tick,
+     * not two heartbeats later: the aggregator hears from us within a second of the connection */
+    if (s_send_msg(s, &m)) {
+        s->last_hello_ms = uv_now(s->loop);
         s->st.hellos++;
+    }
 }
 
 static void s_send_heartbeat(as_sender_t *s)

@@ -38,6 +38,7 @@ struct as_sheet_s {
     uint64_t bytes;             /* input bytes read */
     uint64_t utf8_checked;      /* bytes of text checked since UTF-8 was decided */
     size_t line;                /* physical line of buf[pos] */
+    size_t utf8_bad_line;       /* line of the sequence that made the file GB18030, 0 if none */
     size_t row_line;            /* line where the last row started */
     size_t rowno;               /* data rows so far */
     int *colmap;                /* CSV: header index → as_column_t, or -1 */
@@ -168,9 +169,12 @@ static int s_encoding_error(as_sheet_t *s, size_t upto)
         snprintf(zh, sizeof zh, "第%zu行附近编码混杂：文件前部为UTF-8，此处不是", line);
         snprintf(en, sizeof en, "mixed encodings: UTF-8 before line %zu, something else there",
                  line);
-    } else {
-        snprintf(zh, sizeof zh, "第%zu行附近既不是UTF-8也不是GB18030编码", line);
-        snprintf(en, sizeof en, "neither UTF-8 nor GB18030 near line %zu", line);
+    } else { /* both lines: a UTF-8 file with one stray byte fails GB18030 far earlier */
+        snprintf(zh, sizeof zh,
+                 "既不是UTF-8编码（第%zu行不是）也不是GB18030编码（第%zu行附近不是）",
+                 s->utf8_bad_line, line);
+        snprintf(en, sizeof en, "neither UTF-8 (line %zu is not) nor GB18030 (near line %zu)",
+                 s->utf8_bad_line, line);
     }
     return s_error(s, AS_E_ENCODING, NULL, zh, en);
 }
@@ -246,6 +250,7 @@ static int s_fill(as_sheet_t *s)
             if (bad && s->enc == AS_SHEET_UTF8)
                 return s_encoding_error(s, s->vpos + ok);
             if (bad) { /* ASCII so far: the rest is GB18030 */
+                s->utf8_bad_line = s->line + s_count_nl(s->buf + s->pos, s->vpos + ok - s->pos);
                 s->cd = iconv_open("UTF-8", "GB18030");
                 if (s->cd == (iconv_t)-1)
                     return s_error(s, AS_E_ENCODING, NULL, "系统不支持GB18030转换",

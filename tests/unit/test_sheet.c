@@ -179,6 +179,24 @@ static void test_gb18030_after_ascii(void **state)
     free(u), free(g);
 }
 
+/* A UTF-8 file with one stray GB18030 character is read as GB18030, which fails elsewhere
+ * (here on line 2, at 县 before a comma): the error names the line that is not UTF-8 too. */
+static void test_not_an_encoding_names_the_utf8_line(void **state)
+{
+    fx_t *f = *state;
+    const char *p =
+        s_writes(f, "stray.csv", "county_code,org_name\n360730,县\n360730,X\xD6\xD0Y\n");
+    int err;
+    as_sheet_t *s = as_sheet_open(p, &err);
+    as_row_t r;
+    int rc = err ? err : as_sheet_next(s, &r, NULL);
+    assert_int_equal(rc, AS_E_ENCODING);
+    assert_non_null(strstr(as_sheet_error(s), "UTF-8 (line 3 is not)"));
+    assert_non_null(strstr(as_sheet_error(s), "GB18030 (near line 2)"));
+    assert_non_null(strstr(as_sheet_last_error(s)->reason_zh, "第3行不是"));
+    as_sheet_destroy(&s);
+}
+
 static void test_not_an_encoding(void **state)
 {
     fx_t *f = *state;
@@ -523,6 +541,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_gb18030_same_rows, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_gb18030_after_ascii, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_not_an_encoding, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_not_an_encoding_names_the_utf8_line, s_setup,
+                                        s_teardown),
         cmocka_unit_test_setup_teardown(test_quoting, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_crlf_and_lf_same, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_big_cell, s_setup, s_teardown),

@@ -571,8 +571,9 @@ static void s_put_county(uint32_t county, uint8_t *out)
     out[2] = (uint8_t)county;
 }
 
-/* The ordered part of a derived id: days from 2000-01-01 to the activity date (1..0xfffe; 0 for
- * a date before 2000). 0xffff is never a day: it begins the ids named by the office's text. */
+/* The ordered part of a derived id: days from 2000-01-01 to the activity date (1..0xfeff, i.e.
+ * until 2178; 0 for a date before 2000). A first byte 0xff is never a day's: it begins the ids
+ * named by the office's text. */
 static uint16_t s_id_day(uint32_t ymd)
 {
     int y = (int)(ymd / 10000), m = (int)(ymd / 100 % 100), d = (int)(ymd % 100);
@@ -585,7 +586,7 @@ static uint16_t s_id_day(uint32_t ymd)
     long days = (long)era * 146097 + (long)yoe * 365 + yoe / 4 - yoe / 100 + doy;
     long base = 730425; /* the same for 2000-01-01 */
     long n = days - base + 1;
-    return (uint16_t)(n < 1 ? 0 : n > 0xfffe ? 0xfffe : n);
+    return (uint16_t)(n < 1 ? 0 : n > 0xfeff ? 0xfeff : n);
 }
 
 void as_event_id_for(uint32_t county, const char *event_id, uint8_t out[AS_ID_LEN])
@@ -609,18 +610,32 @@ void as_event_id_for(uint32_t county, const char *event_id, uint8_t out[AS_ID_LE
             return;
         }
     }
-    /* BLAKE2b over "CCCCCC|text" */
+    /* Offices number their rows ("360730-2026-000041"): the text's trailing number comes early
+     * in the id, after a byte of the hash of what precedes it, so that a series' ids sort by
+     * their number and a file's rows land on a few runs of the ledger's dedup table; 6 bytes
+     * of BLAKE2b over "CCCCCC|text" keep distinct texts apart (two texts collide only with the
+     * same series byte, the same number and the same 48-bit hash). */
+    size_t stem = n;
+    while (stem > 0 && n - stem < 12 && event_id[stem - 1] >= '0' && event_id[stem - 1] <= '9')
+        stem--;
+    uint64_t num = 0;
+    for (size_t i = stem; i < n; i++)
+        num = num * 10 + (uint64_t)(event_id[i] - '0');
     crypto_generichash_state st;
-    uint8_t h[16];
+    uint8_t h[16], sh[16];
     char cty[16];
     int cn = snprintf(cty, sizeof cty, "%06u|", (unsigned)county);
     crypto_generichash_init(&st, NULL, 0, sizeof h);
     crypto_generichash_update(&st, (const uint8_t *)cty, (size_t)cn);
     crypto_generichash_update(&st, (const uint8_t *)event_id, n);
     crypto_generichash_final(&st, h, sizeof h);
+    crypto_generichash(sh, sizeof sh, (const uint8_t *)event_id, stem, NULL, 0);
     s_put_county(county, out);
-    out[3] = out[4] = 0xff; /* not a day: apart from the derived ids (see s_id_day) */
-    memcpy(out + 5, h, AS_ID_LEN - 5);
+    out[3] = 0xff; /* not a day: apart from the derived ids (see s_id_day) */
+    out[4] = sh[0];
+    for (int i = 0; i < 5; i++) /* the number, big-endian, modulo 2^40 (12 digits fit) */
+        out[5 + i] = (uint8_t)(num >> (8 * (4 - i)));
+    memcpy(out + 10, h, AS_ID_LEN - 10);
 }
 
 /* Appends integers big-endian and strings length-prefixed: an unambiguous canonical form. */

@@ -195,8 +195,8 @@ int as_event_from_row(const as_row_t *row, const as_validate_ctx_t *ctx, as_even
  * flagged for review). Same error reporting as as_event_from_row. */
 int as_event_validate(const as_event_t *ev, const as_validate_ctx_t *ctx, as_row_errors_t *errs);
 
-/* Computes ev->id: county (3 bytes, big-endian), then 2 bytes and 11 bytes of BLAKE2b. With
- * ev->event_id given: 0xffff and the hash of the county and that text (as_event_id_for). Else
+/* Computes ev->id: county (3 bytes, big-endian), then with ev->event_id given the id that text
+ * names (as_event_id_for: 0xff, series, number, hash). Else
  * the activity date's day (days from 2000-01-01, big-endian) and the hash of the event's
  * normalised content: canonical values, not the row's text ("1.5" and "1.50" alike), every field
  * but the note, the flags, source_file and source_row (an office that fixes a note and drops the
@@ -208,8 +208,9 @@ void as_event_derive_id(as_event_t *ev);
 /* Computes the wire id that an office's event id string names within a county (used for
  * correction_of, and by as_event_derive_id for a given event_id). A 32-hex-digit string whose
  * first 3 bytes are the county is taken as a wire id itself (so a correction may name an event
- * whose id was derived); any other text is hashed: county, 0xffff, 11 bytes of BLAKE2b over
- * "CCCCCC|text". */
+ * whose id was derived); any other text gives: county, 0xff, a byte of the hash of the text
+ * before its trailing digits, that trailing number (up to 12 digits, 5 bytes big-endian), and
+ * 6 bytes of BLAKE2b over "CCCCCC|text" — an office's numbered series sorts by number. */
 void as_event_id_for(uint32_t county, const char *event_id, uint8_t out[AS_ID_LEN]);
 
 /* What as_note_guard() found. */

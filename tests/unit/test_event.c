@@ -723,8 +723,8 @@ static void test_id_layout(void **state)
     const struct {
         uint32_t date;
         unsigned day;
-    } days[] = {{20000101, 1},    {20000301, 61}, {20241231, 9132},  {20250101, 9133},
-                {20260311, 9567}, {19991231, 0},  {21790606, 65534}, {29991231, 65534}};
+    } days[] = {{20000101, 1},    {20000301, 61}, {20241231, 9132},   {20250101, 9133},
+                {20260311, 9567}, {19991231, 0},  {21790606, 0xfeff}, {29991231, 0xfeff}};
     uint8_t prev[AS_ID_LEN] = {0};
     for (size_t i = 0; i < sizeof days / sizeof days[0]; i++) {
         ev.date = days[i].date;
@@ -741,10 +741,30 @@ static void test_id_layout(void **state)
     as_event_id_for(360730, "NDU-2026-0041", named);
     assert_memory_equal(ev.id, named, AS_ID_LEN);
     assert_int_equal(named[3], 0xff);
-    assert_int_equal(named[4], 0xff);
     ev.date = 20250101; /* the office's id does not depend on the content */
     as_event_derive_id(&ev);
     assert_memory_equal(ev.id, named, AS_ID_LEN);
+
+    /* an office's numbered series sorts by number, zero padding or not; other texts differ */
+    const char *series[] = {"NDU-2026-0041", "NDU-2026-42", "NDU-2026-0100", "NDU-2026-123456"};
+    uint8_t a[AS_ID_LEN], b[AS_ID_LEN];
+    as_event_id_for(360730, series[0], a);
+    for (size_t i = 1; i < sizeof series / sizeof series[0]; i++) {
+        as_event_id_for(360730, series[i], b);
+        assert_int_equal(b[4], a[4]); /* the same series */
+        assert_true(memcmp(a, b, AS_ID_LEN) < 0);
+        memcpy(a, b, AS_ID_LEN);
+    }
+    uint8_t x[AS_ID_LEN], y[AS_ID_LEN];
+    as_event_id_for(360730, "NDU-2026-041", x); /* same number as 0041, another text */
+    as_event_id_for(360730, "NDU-2026-0041", y);
+    assert_memory_not_equal(x, y, AS_ID_LEN);
+    as_event_id_for(360730, "no digits at all", x);
+    assert_int_equal(x[3], 0xff);
+    for (int i = 5; i < 10; i++)
+        assert_int_equal(x[i], 0);                  /* no number */
+    as_event_id_for(360731, "no digits at all", y); /* another county: another id */
+    assert_memory_not_equal(x, y, AS_ID_LEN);
 }
 
 static void test_validate_decoded(void **state)

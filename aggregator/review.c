@@ -256,13 +256,16 @@ static bool s_outlier(as_review_t *r, const as_event_t *ev)
 
 /* "xmatch" holds up to two records per live counted event, each keyed by what the rule compares
  * and then by county, so that a lookup is at most two seeks whatever a county reported that day:
- *   'V' date4 org18 village12        county3 seq8   (when the event names a village)
- *   'M' date4 org18 funds8 goods8 benef8 county3 seq8   (when one of the three is non-zero)
+ *   'V' date4 h8 county3 seq8   h = hash of (organisation, village), when the event names one
+ *   'M' date4 h8 county3 seq8   h = hash of (organisation, funds, goods, beneficiaries), when one
+ *                               of the three is non-zero
  * The date comes right after the tag, so that a group's inserts, which arrive roughly in date
- * order (a county's monthly spreadsheet), land on few pages. Values are empty. */
-#define XPV   (1 + 4 + 18 + 12) /* prefix compared of a 'V' record */
-#define XPM   (1 + 4 + 18 + 24) /* of an 'M' record */
-#define XKMAX (XPM + 3 + 8)
+ * order (a county's monthly spreadsheet), land on few pages; the 64-bit hash keeps the keys at 24
+ * bytes (the compared fields themselves made 46 and 58: more pages to write per group). Two
+ * different activities share a hash with odds of 2^-64: at worst a needless review flag. Values
+ * are empty. */
+#define XP    (1 + 4 + 8) /* the prefix compared */
+#define XKMAX (XP + 3 + 8)
 
 typedef struct {
     uint32_t date, county;
@@ -297,33 +300,54 @@ static uint64_t s_get_be(const uint8_t *p, int n)
     return v;
 }
 
+/* 64-bit FNV-1a over n bytes, continued from h, with a final mix (MurmurHash3's) so that every
+ * input byte moves every output bit. */
+static uint64_t s_fnv(uint64_t h, const void *p, size_t n)
+{
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+static uint64_t s_mix(uint64_t h)
+{
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    return h ^ (h >> 33);
+}
+
 /* The key of kind 'V' or 'M' for f (with county and seq); returns its prefix length, or 0 when f
  * has no record of that kind. */
 static size_t s_xkey(uint8_t k[XKMAX], char kind, const s_xfacts_t *f, uint32_t county,
                      uint64_t seq)
 {
-    memset(k, 0, XKMAX);
     k[0] = (uint8_t)kind;
     s_put_be(k + 1, f->date, 4);
-    memcpy(k + 5, f->org, strnlen(f->org, AS_CODE_LEN));
-    size_t p;
+    uint64_t h = s_fnv(0xcbf29ce484222325ull, &k[0], 1);
+    size_t on = strnlen(f->org, AS_CODE_LEN);
+    h = s_fnv(h, f->org, on);
+    h = s_fnv(h, "|", 1);
     if (kind == 'V') {
         size_t vn = strnlen(f->village, 12);
         if (!vn)
             return 0;
-        memcpy(k + 23, f->village, vn);
-        p = XPV;
+        h = s_fnv(h, f->village, vn);
     } else {
         if (!f->funds && !f->goods && !f->benef)
             return 0;
-        s_put_be(k + 23, (uint64_t)f->funds, 8);
-        s_put_be(k + 31, (uint64_t)f->goods, 8);
-        s_put_be(k + 39, f->benef, 8);
-        p = XPM;
+        uint8_t m[24];
+        s_put_be(m, (uint64_t)f->funds, 8);
+        s_put_be(m + 8, (uint64_t)f->goods, 8);
+        s_put_be(m + 16, f->benef, 8);
+        h = s_fnv(h, m, sizeof m);
     }
-    s_put_be(k + p, county, 3);
-    s_put_be(k + p + 3, seq, 8);
-    return p;
+    s_put_be(k + 5, s_mix(h), 8);
+    s_put_be(k + XP, county, 3);
+    s_put_be(k + XP + 3, seq, 8);
+    return XP;
 }
 
 /* Puts (dir > 0) or deletes (dir < 0) f's records. */

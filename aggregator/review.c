@@ -11,8 +11,8 @@
 /*
  * Sub-databases of the ledger's environment, written inside the group transaction:
  *   flagcount  year(2) bit(1) county(3) → live flagged events (i64)
- *   xmatch     'V' date(4) org(18) village(12) county(3) seq(8) and
- *              'M' date(4) org(18) funds(8) goods(8) benef(8) county(3) seq(8) → empty:
+ *   xmatch     'V' date(4) hash(org, village)(8) county(3) seq(8) and
+ *              'M' date(4) hash(org, funds, goods, benef)(8) county(3) seq(8) → empty:
  *              live events, to find the same activity reported by another county
  * The same-activity rule: a new event (or correction) is flagged DUPLICATE_ACROSS_COUNTIES when a
  * live event of the same organisation on the same date from ANOTHER county has the same village

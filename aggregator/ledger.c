@@ -1575,34 +1575,45 @@ static size_t s_block_encode_slot(uint8_t *p, int slot, const int64_t *cols)
     return n;
 }
 
+/* One stored block entry at *p (slot, column mask, zigzag varints) into cols[0..NG) (columns
+ * absent 0); *p moves past it. */
+static int s_block_entry(const uint8_t **p, const uint8_t *end, int64_t *cols)
+{
+    const uint8_t *q = *p;
+    if (end - q < 3 || q[0] >= NS)
+        return MDB_CORRUPTED;
+    unsigned mask = q[1] | (unsigned)q[2] << 8;
+    q += 3;
+    for (int i = 0; i < NG; i++) {
+        cols[i] = 0;
+        if (!(mask >> i & 1))
+            continue;
+        uint64_t z = 0;
+        for (int sh = 0;; sh += 7) {
+            if (q == end || sh > 63)
+                return MDB_CORRUPTED;
+            uint8_t b = *q++;
+            z |= (uint64_t)(b & 0x7f) << sh;
+            if (!(b & 0x80))
+                break;
+        }
+        cols[i] = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
+    }
+    *p = q;
+    return 0;
+}
+
 /* Only the "everything" slot (SL_ALL, stored first when present) of a stored block into
  * dense[0..NG): a by-county or by-supervisor listing reads nothing else of each block, and
  * decoding whole blocks (≈ 40 slots) was most of the time of /api/totals by county. */
 static int s_block_decode_all(const MDB_val *v, int64_t *dense)
 {
-    memset(dense, 0, NG * sizeof *dense);
     const uint8_t *p = v->mv_data, *end = p + v->mv_size;
-    if (p == end || p[0] != SL_ALL)
+    if (p == end || p[0] != SL_ALL) {
+        memset(dense, 0, NG * sizeof *dense);
         return 0;
-    if (end - p < 3)
-        return MDB_CORRUPTED;
-    unsigned mask = p[1] | (unsigned)p[2] << 8;
-    p += 3;
-    for (int i = 0; i < NG; i++) {
-        if (!(mask >> i & 1))
-            continue;
-        uint64_t z = 0;
-        for (int sh = 0;; sh += 7) {
-            if (p == end || sh > 63)
-                return MDB_CORRUPTED;
-            uint8_t b = *p++;
-            z |= (uint64_t)(b & 0x7f) << sh;
-            if (!(b & 0x80))
-                break;
-        }
-        dense[i] = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
     }
-    return 0;
+    return s_block_entry(&p, end, dense);
 }
 
 /* A stored block (sparse) into NS × NG dense columns. */
@@ -1611,25 +1622,9 @@ static int s_block_decode(const MDB_val *v, int64_t *dense)
     memset(dense, 0, BLOCK_VAL);
     const uint8_t *p = v->mv_data, *end = p + v->mv_size;
     while (p < end) {
-        if (end - p < 3 || p[0] >= NS)
-            return MDB_CORRUPTED;
-        int64_t *cols = dense + (size_t)p[0] * NG;
-        unsigned mask = p[1] | (unsigned)p[2] << 8;
-        p += 3;
-        for (int i = 0; i < NG; i++) {
-            if (!(mask >> i & 1))
-                continue;
-            uint64_t z = 0;
-            for (int sh = 0;; sh += 7) {
-                if (p == end || sh > 63)
-                    return MDB_CORRUPTED;
-                uint8_t b = *p++;
-                z |= (uint64_t)(b & 0x7f) << sh;
-                if (!(b & 0x80))
-                    break;
-            }
-            cols[i] = (int64_t)(z >> 1) ^ -(int64_t)(z & 1);
-        }
+        int rc = p[0] < NS ? s_block_entry(&p, end, dense + (size_t)p[0] * NG) : MDB_CORRUPTED;
+        if (rc)
+            return rc;
     }
     return 0;
 }

@@ -577,7 +577,7 @@ as_sender_t *as_sender_new(uv_loop_t *loop, void *zctx, as_outbox_t *ob, const a
     s->aggregator_key = s_dup(o->aggregator_key);
     s->county = o->county;
     s->batch_size = o->batch_size ? o->batch_size : 500;
-    s->window = o->window ? o->window : 8;
+    s->window = o->window ? o->window : 16;
     s->resend_ms = o->resend_ms ? o->resend_ms : 10000;
     s->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
     s->dead_ms = s->heartbeat_ms * (o->dead_after ? o->dead_after : 5);

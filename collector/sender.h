@@ -19,7 +19,7 @@ typedef struct {
     const char *curve_secret;   /* file with this collector's key pair (Z85), NULL/"" = plain */
     const char *aggregator_key; /* the aggregator's public key (Z85), needed with curve_secret */
     size_t batch_size;          /* events per batch (0: 500) */
-    size_t window;              /* batches in flight (0: 8) */
+    size_t window;              /* batches in flight (0: 16) */
     uint64_t resend_ms;         /* resend a batch unanswered this long (0: 10000) */
     uint64_t heartbeat_ms;      /* heartbeat and timer period (0: 1000) */
     unsigned dead_after;        /* heartbeats of silence before the aggregator counts as down

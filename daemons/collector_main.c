@@ -45,7 +45,7 @@ static const as_cfg_entry_t s_table[] = {
     {"aggregator-key", AS_CFG_STR, "", "the aggregator's CURVE public key (Z85)",
      F(aggregator_key)},
     {"batch-size", AS_CFG_INT, "500", "events per batch", F(batch_size)},
-    {"window", AS_CFG_INT, "8", "batches in flight", F(window)},
+    {"window", AS_CFG_INT, "16", "batches in flight", F(window)},
     {"resend-ms", AS_CFG_INT, "10000", "resend a batch unanswered this long", F(resend_ms)},
     {"log-level", AS_CFG_STR, "info", "debug|info|warn|error", F(log_level)},
     {"log-format", AS_CFG_STR, "text", "text|json", F(log_format)},

@@ -196,18 +196,14 @@ static Aidstat__V1__QueryResponse *s_query(fx_t *f, void *req, Aidstat__V1__Quer
     return r;
 }
 
-static void test_batch_feed_query(void **state)
+/* Lets a new SUB's subscription arrive, then says Hello on d as collector-360730 and takes the
+ * Welcome. */
+static void s_subscribed_hello(fx_t *f, void *d)
 {
-    fx_t *f = *state;
-    void *sub = s_socket(f, ZMQ_SUB, f->feed);
-    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "ev.", 3);
-    void *d = s_socket(f, ZMQ_DEALER, f->ingest);
-    void *req = s_socket(f, ZMQ_REQ, f->query);
     for (int i = 0; i < 200; i++) { /* let the SUB's subscription arrive */
         s_pump(f);
         usleep(1000);
     }
-
     Aidstat__V1__Hello h = AIDSTAT__V1__HELLO__INIT;
     h.collector_id = "collector-360730";
     h.county_code = COUNTY;
@@ -220,6 +216,16 @@ static void test_batch_feed_query(void **state)
     int n = s_recv(f, d, p, 4, 5000);
     assert_int_equal(n, 1);
     s_close_parts(p, n);
+}
+
+static void test_batch_feed_query(void **state)
+{
+    fx_t *f = *state;
+    void *sub = s_socket(f, ZMQ_SUB, f->feed);
+    zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "ev.", 3);
+    void *d = s_socket(f, ZMQ_DEALER, f->ingest);
+    void *req = s_socket(f, ZMQ_REQ, f->query);
+    s_subscribed_hello(f, d);
 
     as_event_t evs[2];
     s_event(&evs[0], "A-1", "10.00");
@@ -231,10 +237,12 @@ static void test_batch_feed_query(void **state)
     b.seq = 1;
     b.n_events = 2;
     b.events = pp;
+    Aidstat__V1__IngestMessage m = AIDSTAT__V1__INGEST_MESSAGE__INIT;
     m.body_case = AIDSTAT__V1__INGEST_MESSAGE__BODY_BATCH;
     m.batch = &b;
     s_ingest_send(d, &m);
-    n = s_recv(f, d, p, 4, 5000);
+    zmq_msg_t p[4];
+    int n = s_recv(f, d, p, 4, 5000);
     assert_int_equal(n, 1);
     s_close_parts(p, n);
     assert_int_equal(f->committed, 2);
@@ -383,22 +391,7 @@ static void test_large_group_feed_in_slices(void **state)
     void *sub = s_socket(f, ZMQ_SUB, f->feed);
     zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "ev.", 3);
     void *d = s_socket(f, ZMQ_DEALER, f->ingest);
-    for (int i = 0; i < 200; i++) { /* let the SUB's subscription arrive */
-        s_pump(f);
-        usleep(1000);
-    }
-    Aidstat__V1__Hello h = AIDSTAT__V1__HELLO__INIT;
-    h.collector_id = "collector-360730";
-    h.county_code = COUNTY;
-    h.software_version = "test";
-    Aidstat__V1__IngestMessage m = AIDSTAT__V1__INGEST_MESSAGE__INIT;
-    m.body_case = AIDSTAT__V1__INGEST_MESSAGE__BODY_HELLO;
-    m.hello = &h;
-    s_ingest_send(d, &m);
-    zmq_msg_t p[4];
-    int n = s_recv(f, d, p, 4, 5000);
-    assert_int_equal(n, 1);
-    s_close_parts(p, n);
+    s_subscribed_hello(f, d);
 
     s_big_batch(f, d, 1, "big", 300);
     assert_int_equal(f->committed, 300);

@@ -69,6 +69,7 @@ struct as_aggregator_s {
     void *reload_arg;
     bool stopping;
     bool stopped;
+    bool failed; /* the ledger could not be made durable: stopped with a failure */
 };
 
 /* ---- hooks from the ingest ----------------------------------------------------------------- */
@@ -196,11 +197,20 @@ static int s_on_nil(void *arg, uint32_t county, uint32_t year, uint32_t month)
     return agg->nil_cb(agg->nil_arg, county, year, month);
 }
 
+static void s_on_fatal(void *arg, int rc)
+{
+    as_aggregator_t *agg = arg;
+    agg->failed = true;
+    AS_ERROR("aggregator", "stopping after a ledger failure (%s); exit status 1", as_strerror(rc));
+    as_aggregator_stop(agg);
+}
+
 static void s_set_hooks(as_aggregator_t *agg)
 {
     as_ingest_hooks_t h = {.on_commit = s_on_commit,
                            .on_result = s_on_result,
                            .on_nil = agg->nil_cb ? s_on_nil : NULL,
+                           .on_fatal = s_on_fatal,
                            .arg = agg};
     as_ingest_set_hooks(agg->ingest, &h);
 }
@@ -435,6 +445,8 @@ fail:
 int as_aggregator_run(as_aggregator_t *agg)
 {
     uv_run(&agg->loop, UV_RUN_DEFAULT);
+    if (agg->failed)
+        return AS_E_DB;
     return agg->stopped ? 0 : AS_E_STATE;
 }
 

@@ -34,7 +34,8 @@ typedef struct {
 as_aggregator_t *as_aggregator_new(const as_aggregator_opts_t *opts, int *err);
 
 /* Runs the loop until the aggregator stopped (signal or as_aggregator_stop) and every handle is
- * closed. Returns 0 after a clean stop. */
+ * closed. Returns 0 after a clean stop, AS_E_DB when it stopped because the ledger could not be
+ * made durable (an fsync failed). */
 int as_aggregator_run(as_aggregator_t *agg);
 
 /* Stops taking input, finishes the running commit and sends its results, closes the sockets and

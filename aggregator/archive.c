@@ -1,6 +1,7 @@
 /* archive: lock records, final report files and amendments in one sub-database of the ledger. */
 #include "archive.h"
 #include "err.h"
+#include "ledger.h"
 #include "log.h"
 
 #include <errno.h>
@@ -50,9 +51,16 @@ as_archive_t *as_archive_new(MDB_env *env, int *err)
     }
     a->env = env;
     MDB_txn *txn;
-    if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0 ||
-        (rc = mdb_dbi_open(txn, "yearend", MDB_CREATE, &a->db)) != 0 ||
-        (rc = mdb_txn_commit(txn)) != 0) {
+    if ((rc = mdb_txn_begin(env, NULL, 0, &txn)) != 0) {
+        *err = s_db("opening the archive", rc);
+        free(a);
+        return NULL;
+    }
+    if ((rc = mdb_dbi_open(txn, "yearend", MDB_CREATE, &a->db)) != 0)
+        mdb_txn_abort(txn);
+    else
+        rc = as_ledger_txn_commit(txn);
+    if (rc) {
         *err = s_db("opening the archive", rc);
         free(a);
         return NULL;

@@ -62,9 +62,14 @@ typedef struct s_batch_s {
     size_t pre_rejected; /* events rejected before the ledger (counted there at the commit) */
 } s_batch_t;
 
-/* A group of batches committed in one transaction. */
-typedef struct {
+/* A group of batches committed in one transaction. Its life: pending → committing (the worker
+ * applies and commits it, `running`) → syncing (committed, readers see it; its fsync runs on a
+ * worker while the next group is applied) → finished on the loop in commit order: listeners,
+ * then the results go back. */
+typedef struct s_group_s {
     uv_work_t work;
+    uv_work_t sync_work;
+    struct s_group_s *next; /* in the syncing queue */
     struct as_ingest_s *in;
     s_batch_t *head;
     as_collector_state_t *states;
@@ -73,8 +78,14 @@ typedef struct {
     as_commit_info_t info;
     int rc;
     size_t events;
-    uint64_t work_us; /* the whole transaction on the worker thread, apply to fsync */
-    uint64_t cpu_us;  /* of it, CPU time of the worker thread */
+    uint64_t work_us;      /* the whole transaction on the worker thread, apply to commit */
+    uint64_t cpu_us;       /* of it, CPU time of the worker thread */
+    const uint8_t *packed; /* the ledger's packed events of this group (as_ledger_packed) */
+    bool synced;           /* its fsync is over (sync_rc says how it went) */
+    int sync_rc;
+    uint64_t sync_us;    /* the fsync's wall time */
+    uint64_t start_us;   /* when the worker began the transaction */
+    uint64_t durable_us; /* from then until the fsync was over */
 } s_group_t;
 
 /* Memory for decoding one message: protobuf-c allocates from it and frees nothing; it is
@@ -162,7 +173,10 @@ struct as_ingest_s {
     size_t npeers, cap_peers;
     s_batch_t *head, *tail; /* pending group */
     size_t pending_events;
-    s_group_t *running; /* the commit on the worker thread, or NULL */
+    s_group_t *running;               /* the commit on the worker thread, or NULL */
+    s_group_t *sync_head, *sync_tail; /* committed groups not yet finished, in commit order */
+    size_t nsyncing;
+    bool broken; /* an fsync failed: nothing more is committed or acknowledged */
     bool stopping;
     void (*stop_done)(void *);
     void *stop_arg;
@@ -351,7 +365,7 @@ static void s_commit_work(uv_work_t *w)
 {
     s_group_t *g = w->data;
     as_ledger_t *l = g->in->ledger;
-    uint64_t t0 = s_now_us();
+    uint64_t t0 = g->start_us = s_now_us();
     struct timespec c0, c1;
     clock_gettime(CLOCK_THREAD_CPUTIME_ID, &c0);
     int rc = as_ledger_begin(l);
@@ -366,9 +380,9 @@ static void s_commit_work(uv_work_t *w)
     as_ledger_set_source(l, NULL);
     for (size_t i = 0; i < g->nstates && rc == 0; i++)
         rc = as_ledger_put_collector(l, &g->states[i]);
-    if (rc == 0)
-        rc = as_ledger_commit(l, &g->info);
-    else
+    if (rc == 0 && (rc = as_ledger_commit_nosync(l, &g->info)) == 0)
+        g->packed = as_ledger_packed(l); /* before the next group begins */
+    else if (rc)
         as_ledger_abort(l);
     g->rc = rc;
     g->work_us = s_now_us() - t0;
@@ -381,7 +395,9 @@ static void s_commit_done(uv_work_t *w, int status);
 /* Starts a commit of the pending group when none runs and there is something to write. */
 static void s_maybe_commit(as_ingest_t *in)
 {
-    if (in->running)
+    /* one group on the worker, at most one more committed and waiting for its fsync (the ledger
+     * keeps two groups' packed events, see as_ledger_packed) */
+    if (in->running || in->nsyncing >= 2 || in->broken)
         return;
     bool dirty = false;
     for (size_t i = 0; i < in->npeers && !dirty; i++)
@@ -498,48 +514,138 @@ static void s_send_results(as_ingest_t *in, s_batch_t *b)
     free(pp);
 }
 
+/* What comes after a group has left the pipeline: the next commit, or the end of a stop. */
+static void s_go_on(as_ingest_t *in)
+{
+    if (in->stopping && in->head)
+        s_maybe_commit(in); /* what was received is committed and answered */
+    else if (!in->stopping)
+        s_maybe_commit(in);
+    if (in->stopping && !in->running && !in->sync_head && in->stop_done) {
+        void (*done)(void *) = in->stop_done;
+        in->stop_done = NULL;
+        done(in->stop_arg);
+    }
+}
+
+/* A group committed and durable: listeners, then the results go back. */
+static void s_finish(as_ingest_t *in, s_group_t *g)
+{
+    in->st.commits++;
+    if (g->events > in->st.max_group)
+        in->st.max_group = g->events;
+    for (size_t i = 0; i < g->nstates; i++) {
+        s_peer_t *p = &in->peers[g->state_peer[i]];
+        if (g->states[i].last_batch_seq > p->last_batch_seq)
+            p->last_batch_seq = g->states[i].last_batch_seq;
+    }
+    /* the time the event log holds, so that live and replayed copies are the same */
+    uint64_t commit_ms = g->info.commit_ms;
+    g->info.group_us = g->durable_us;
+    uint64_t t0 = s_now_us();
+    if (in->hooks.on_commit) {
+        as_committed_t *c = calloc(g->info.accepted ? g->info.accepted : 1, sizeof *c);
+        size_t n = 0;
+        for (s_batch_t *b = g->head; b && c; b = b->next)
+            for (size_t i = 0; i < b->n; i++)
+                if (b->valid[i] && b->res[i].code == AS_RESULT_ACCEPTED && n < g->info.accepted)
+                    c[n++] = (as_committed_t){b->res[i].seq, commit_ms, &b->evs[i],
+                                              g->packed + b->res[i].pb_off, b->res[i].pb_len};
+        if (c)
+            in->hooks.on_commit(in->hooks.arg, &g->info, c, n);
+        else
+            AS_ERROR("ingest", "out of memory: the commit listeners miss %zu events",
+                     g->info.accepted);
+        free(c);
+    }
+    AS_DEBUG("ingest",
+             "group of %zu events committed: %zu accepted, %zu duplicates, %zu rejected; "
+             "transaction %llu us (cpu %llu, commit %llu us, waited %llu us for the earlier "
+             "fsync), fsync %llu us, listeners %llu us",
+             g->events, g->info.accepted, g->info.duplicates, g->info.rejected,
+             (unsigned long long)g->work_us, (unsigned long long)g->cpu_us,
+             (unsigned long long)g->info.commit_us, (unsigned long long)g->info.sync_wait_us,
+             (unsigned long long)g->sync_us, (unsigned long long)(s_now_us() - t0));
+    for (s_batch_t *b = g->head; b; b = b->next)
+        s_send_results(in, b);
+    /* the ledger's counts hold them now */
+    for (s_batch_t *b = g->head; b; b = b->next)
+        in->peers[b->peer].rejected_extra -= b->pre_rejected;
+}
+
+/* Finishes the syncing groups from the oldest, as long as their fsync is over. */
+static void s_finish_synced(as_ingest_t *in)
+{
+    while (in->sync_head && in->sync_head->synced) {
+        s_group_t *g = in->sync_head;
+        in->sync_head = g->next;
+        if (!in->sync_head)
+            in->sync_tail = NULL;
+        in->nsyncing--;
+        if (g->sync_rc == 0 && !in->broken) {
+            s_finish(in, g);
+        } else if (!in->broken) {
+            /* The group is in the ledger (readers see it) but perhaps not on disk, and a disk
+             * that failed an fsync may have dropped pages silently: acknowledging anything more,
+             * even as duplicates, could confirm events that are not stored. */
+            in->broken = true;
+            in->st.commit_failures++;
+            AS_ERROR("ingest",
+                     "the ledger's fsync failed (%s): the group of %zu events is not "
+                     "acknowledged and the aggregator stops; check the disk, then restart it "
+                     "(the collectors keep and resend everything unacknowledged)",
+                     as_strerror(g->sync_rc), g->events);
+            if (in->hooks.on_fatal)
+                in->hooks.on_fatal(in->hooks.arg, g->sync_rc);
+        }
+        s_group_free(g);
+    }
+}
+
+static void s_sync_work(uv_work_t *w)
+{
+    s_group_t *g = w->data;
+    uint64_t t0 = s_now_us();
+    g->sync_rc = as_ledger_sync(g->in->ledger);
+    uint64_t t1 = s_now_us();
+    g->sync_us = t1 - t0;
+    g->durable_us = t1 - g->start_us;
+}
+
+static void s_sync_done(uv_work_t *w, int status)
+{
+    s_group_t *g = w->data;
+    as_ingest_t *in = g->in;
+    if (status != 0 && g->sync_rc == 0) /* cancelled: cannot happen once queued; be safe */
+        g->sync_rc = as_ledger_sync(in->ledger);
+    g->synced = true;
+    s_finish_synced(in);
+    s_go_on(in);
+}
+
+/* The worker has committed the group (or failed): its fsync goes to another worker and the next
+ * group may start at once. */
 static void s_commit_done(uv_work_t *w, int status)
 {
     s_group_t *g = w->data;
     as_ingest_t *in = g->in;
     in->running = NULL;
     if (status == 0 && g->rc == 0) {
-        in->st.commits++;
-        if (g->events > in->st.max_group)
-            in->st.max_group = g->events;
-        for (size_t i = 0; i < g->nstates; i++) {
-            s_peer_t *p = &in->peers[g->state_peer[i]];
-            if (g->states[i].last_batch_seq > p->last_batch_seq)
-                p->last_batch_seq = g->states[i].last_batch_seq;
+        g->sync_work.data = g;
+        if (in->sync_tail)
+            in->sync_tail->next = g;
+        else
+            in->sync_head = g;
+        in->sync_tail = g;
+        in->nsyncing++;
+        int rc = uv_queue_work(in->loop, &g->sync_work, s_sync_work, s_sync_done);
+        if (rc) {
+            AS_WARN("ingest", "cannot hand the fsync to a worker (%s); syncing on the loop",
+                    uv_strerror(rc));
+            s_sync_work(&g->sync_work);
+            g->synced = true;
+            s_finish_synced(in);
         }
-        /* the time the event log holds, so that live and replayed copies are the same */
-        uint64_t commit_ms = g->info.commit_ms;
-        g->info.group_us = g->work_us;
-        uint64_t t0 = s_now_us();
-        if (in->hooks.on_commit) {
-            as_committed_t *c = calloc(g->info.accepted ? g->info.accepted : 1, sizeof *c);
-            const uint8_t *packed = as_ledger_packed(in->ledger);
-            size_t n = 0;
-            for (s_batch_t *b = g->head; b && c; b = b->next)
-                for (size_t i = 0; i < b->n; i++)
-                    if (b->valid[i] && b->res[i].code == AS_RESULT_ACCEPTED && n < g->info.accepted)
-                        c[n++] = (as_committed_t){b->res[i].seq, commit_ms, &b->evs[i],
-                                                  packed + b->res[i].pb_off, b->res[i].pb_len};
-            if (c)
-                in->hooks.on_commit(in->hooks.arg, &g->info, c, n);
-            else
-                AS_ERROR("ingest", "out of memory: the commit listeners miss %zu events",
-                         g->info.accepted);
-            free(c);
-        }
-        AS_DEBUG("ingest",
-                 "group of %zu events committed: %zu accepted, %zu duplicates, %zu rejected; "
-                 "transaction %llu us (cpu %llu, fsync %llu us), listeners %llu us",
-                 g->events, g->info.accepted, g->info.duplicates, g->info.rejected,
-                 (unsigned long long)g->work_us, (unsigned long long)g->cpu_us,
-                 (unsigned long long)g->info.commit_us, (unsigned long long)(s_now_us() - t0));
-        for (s_batch_t *b = g->head; b; b = b->next)
-            s_send_results(in, b);
     } else {
         in->st.commit_failures++;
         for (size_t i = 0; i < g->nstates; i++)
@@ -548,24 +654,12 @@ static void s_commit_done(uv_work_t *w, int status)
                  "commit of a group of %zu events failed (%s); nothing of it is in "
                  "the ledger, nothing acknowledged: the collectors will resend",
                  g->events, as_strerror(status ? status : g->rc));
+        /* not answered: their pre-ledger rejections were not counted either */
+        for (s_batch_t *b = g->head; b; b = b->next)
+            in->peers[b->peer].rejected_extra -= b->pre_rejected;
+        s_group_free(g);
     }
-    /* committed: the ledger's counts hold them now; failed: they were not answered */
-    for (s_batch_t *b = g->head; b; b = b->next)
-        in->peers[b->peer].rejected_extra -= b->pre_rejected;
-    s_group_free(g);
-    if (!in->stopping && in->pending_events >= in->group_cap)
-        s_maybe_commit(in); /* the loop stopped reading at the cap: go on at once */
-    else if (in->stopping) {
-        if (in->head)
-            s_maybe_commit(in);
-        if (!in->running && in->stop_done) {
-            void (*done)(void *) = in->stop_done;
-            in->stop_done = NULL;
-            done(in->stop_arg);
-        }
-    } else {
-        s_maybe_commit(in);
-    }
+    s_go_on(in);
 }
 
 /* ---- messages ------------------------------------------------------------------------------ */
@@ -959,12 +1053,8 @@ void as_ingest_stop(as_ingest_t *in, void (*done)(void *arg), void *arg)
     as_zpoll_destroy(&in->zp);
     in->stop_done = done;
     in->stop_arg = arg;
-    if (!in->running)
-        s_maybe_commit(in); /* what was received is committed and answered */
-    if (!in->running && in->stop_done) {
-        in->stop_done = NULL;
-        done(arg);
-    }
+    s_maybe_commit(in); /* what was received is committed and answered */
+    s_go_on(in);
 }
 
 void as_ingest_destroy(as_ingest_t **self_p)
@@ -974,7 +1064,8 @@ void as_ingest_destroy(as_ingest_t **self_p)
     as_ingest_t *in = *self_p;
     *self_p = NULL;
     as_zpoll_destroy(&in->zp);
-    if (in->running) /* programmer error: the worker still holds it; leak rather than crash */
+    if (in->running || in->sync_head) /* programmer error: a worker still holds a group; leak
+                                         rather than crash */
         return;
     if (in->router)
         zmq_close(in->router);

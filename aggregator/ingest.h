@@ -37,7 +37,8 @@ typedef struct {
 
 /* Hooks, all optional; arg is given back to each. */
 typedef struct {
-    /* After each successful commit, before the results go back: the accepted events. */
+    /* After each successful commit, once it is durable, before the results go back: the
+     * accepted events, group after group in commit order. */
     void (*on_commit)(void *arg, const as_commit_info_t *info, const as_committed_t *evs, size_t n);
     /* For every per-event result sent (as_result_code_t, as_reject_code_t). */
     void (*on_result)(void *arg, int code, int reject);
@@ -45,6 +46,9 @@ typedef struct {
      * collector as its acknowledgement), non-zero to leave it unacknowledged. NULL: nil reports
      * are logged and counted but not acknowledged. */
     int (*on_nil)(void *arg, uint32_t county, uint32_t year, uint32_t month);
+    /* The ledger could not be made durable (an fsync failed, rc): the ingest commits and
+     * acknowledges nothing more; the owner should stop. */
+    void (*on_fatal)(void *arg, int rc);
     void *arg;
 } as_ingest_hooks_t;
 

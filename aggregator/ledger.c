@@ -305,8 +305,14 @@ struct as_ledger_s {
     s_map_t blocks_c, blocks; /* county blocks (flushed first), the other levels */
     s_map_t orefs_c, orefs, vsets, vorgs;
     s_map_t orgnames; /* credit code → name (AS_NAME_MAX + 1) */
-    uint8_t *packed;  /* this group's log records (header, packed event), back to back */
-    size_t packed_n, packed_cap;
+    /* this group's log records (header, packed event), back to back; two buffers used in turn,
+     * so that a pipelined caller publishes a committed group while the next one is applied */
+    uint8_t *packed, *packed_buf[2];
+    size_t packed_n, packed_cap, packed_caps[2];
+    int packed_i;
+    /* Durability (see as_ledger_sync): the environment never fsyncs inside mdb_txn_commit; group
+     * commits count up in `commits`, and `synced` is the count known to be on disk. */
+    _Atomic uint64_t commits, synced;
     s_coll_delta_t *colls; /* this group's collectors */
     size_t ncolls, capcolls;
     int source; /* index into colls, -1 for none */
@@ -412,9 +418,13 @@ as_ledger_t *as_ledger_new(const char *dir, const as_ledger_opts_t *opts, int *e
     if ((rc = mdb_env_set_mapsize(l->env, l->mapsize)) != 0)
         goto fail;
     /* MDB_NOTLS: read transactions are not tied to threads, so a reader may run on the thread
-     * that holds the write transaction (the daemon's one loop thread). */
-    if ((rc = mdb_env_open(l->env, dir, MDB_NOTLS | (l->no_sync ? MDB_NOSYNC : 0), 0640)) != 0)
+     * that holds the write transaction (the daemon's one loop thread). MDB_NOSYNC: commits
+     * write their pages and meta page without fsync; durability comes from as_ledger_sync,
+     * which every commit path calls (see there), so that a group's fsync can overlap the next
+     * group's work. */
+    if ((rc = mdb_env_open(l->env, dir, MDB_NOTLS | MDB_NOSYNC, 0640)) != 0)
         goto fail;
+    mdb_env_set_userctx(l->env, l);
     MDB_envinfo info;
     if (mdb_env_info(l->env, &info) == 0 && info.me_mapsize > l->mapsize)
         l->mapsize = info.me_mapsize; /* a map grown in an earlier run */
@@ -447,10 +457,10 @@ as_ledger_t *as_ledger_new(const char *dir, const as_ledger_opts_t *opts, int *e
         *err = AS_E_DB;
         return NULL;
     }
-    if ((rc = mdb_txn_commit(txn)) != 0) {
-        txn = NULL;
+    rc = as_ledger_txn_commit(txn);
+    txn = NULL;
+    if (rc)
         goto fail;
-    }
     l->last_seq = l->committed_seq;
     return l;
 fail:
@@ -470,8 +480,12 @@ void as_ledger_destroy(as_ledger_t **self_p)
     *self_p = NULL;
     if (l->txn)
         mdb_txn_abort(l->txn);
-    if (l->env)
+    if (l->env) {
+        if (as_ledger_sync(l) != 0)
+            AS_ERROR("ledger", "closing: the last commits could not be made durable (fsync "
+                               "failed); their events were not acknowledged");
         mdb_env_close(l->env);
+    }
     s_map_free(&l->ids);
     s_map_free(&l->cells);
     s_map_free(&l->vrefs);
@@ -482,7 +496,8 @@ void as_ledger_destroy(as_ledger_t **self_p)
     s_map_free(&l->vsets);
     s_map_free(&l->vorgs);
     s_map_free(&l->orgnames);
-    free(l->packed);
+    free(l->packed_buf[0]);
+    free(l->packed_buf[1]);
     free(l->colls);
     free(l);
 }
@@ -589,7 +604,7 @@ static void s_reset_group(as_ledger_t *l)
     s_map_clear(&l->vsets);
     s_map_clear(&l->vorgs);
     s_map_clear(&l->orgnames);
-    l->packed_n = 0;
+    l->packed_n = 0; /* the buffer is chosen in as_ledger_begin */
     l->ncolls = 0;
     l->source = -1;
     l->last_seq = l->committed_seq;
@@ -622,6 +637,9 @@ int as_ledger_begin(as_ledger_t *l)
         return s_db("beginning a group", rc);
     }
     s_reset_group(l);
+    /* the buffer the previous group's listeners are not reading (flipped by each commit) */
+    l->packed = l->packed_buf[l->packed_i];
+    l->packed_cap = l->packed_caps[l->packed_i];
     l->group_ms = s_now_ms();
     if (l->source_id[0])
         as_ledger_set_source(l, l->source_id);
@@ -1104,8 +1122,8 @@ static int s_log_put(as_ledger_t *l, uint64_t seq, uint8_t kind, const as_org_in
         uint8_t *b = cap <= UINT32_MAX ? realloc(l->packed, cap) : NULL;
         if (!b)
             return ENOMEM;
-        l->packed = b;
-        l->packed_cap = cap;
+        l->packed = l->packed_buf[l->packed_i] = b;
+        l->packed_cap = l->packed_caps[l->packed_i] = cap;
     }
     uint8_t *p = l->packed + l->packed_n;
     p[0] = 1;
@@ -1742,7 +1760,9 @@ static int s_flush_collectors(as_ledger_t *l)
     return 0;
 }
 
-int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info)
+/* Writes the group and commits it without fsync, after making every earlier commit durable
+ * (as_ledger_sync explains why). */
+static int s_commit(as_ledger_t *l, as_commit_info_t *info)
 {
     if (!l->txn)
         return AS_E_STATE;
@@ -1788,13 +1808,25 @@ int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info)
         (rc = s_meta_put(l->txn, l->db_meta, "last_seq", l->last_seq)) != 0)
         goto fail;
     uint64_t t0 = s_now_us();
+    /* the earlier group's fsync (running on another thread in a pipeline) must be over before
+     * this commit writes its meta page; usually it is */
+    if (atomic_load(&l->synced) < atomic_load(&l->commits) && as_ledger_sync(l) != 0) {
+        AS_ERROR("ledger", "the group is abandoned: the earlier commit could not be made "
+                           "durable; nothing of it is acknowledged");
+        as_ledger_abort(l);
+        return AS_E_DB;
+    }
+    uint64_t t1 = s_now_us();
+    l->info.sync_wait_us = t1 - t0;
     rc = mdb_txn_commit(l->txn);
     l->txn = NULL;
     if (rc) {
         what = "committing a group";
         goto fail;
     }
-    l->info.commit_us = s_now_us() - t0;
+    l->info.commit_no = atomic_fetch_add(&l->commits, 1) + 1;
+    l->packed_i ^= 1; /* the next group packs into the other buffer */
+    l->info.commit_us = s_now_us() - t1;
     l->info.commit_ms = l->group_ms;
     l->committed_seq = l->last_seq;
     l->info.last_seq = l->committed_seq;
@@ -1809,6 +1841,79 @@ fail:;
     int err = rc == ENOMEM ? AS_E_NOMEM : s_txn_err(l, what, rc);
     as_ledger_abort(l);
     return err;
+}
+
+int as_ledger_commit_nosync(as_ledger_t *l, as_commit_info_t *info)
+{
+    return s_commit(l, info);
+}
+
+int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info)
+{
+    int rc = s_commit(l, info);
+    if (rc)
+        return rc;
+    uint64_t t0 = s_now_us();
+    rc = as_ledger_sync(l);
+    if (info)
+        info->commit_us += s_now_us() - t0;
+    return rc;
+}
+
+/* Why commits do not fsync themselves: LMDB's durable commit writes the pages, fsyncs, writes
+ * the meta page and fsyncs again, all while it holds the one write lock, so the writer thread
+ * waits for the disk in every group. Here the environment is MDB_NOSYNC and the fsync of group
+ * N runs on another thread while group N+1 is applied; safe because
+ *  - a commit's meta page is written only after the commit before it is durable (s_commit
+ *    waits for that), so the disk never holds a meta page whose predecessor's pages are missing,
+ *    and the page it overwrites (the other meta slot) belongs to a durable commit;
+ *  - LMDB never writes into the pages of the two newest snapshots, so group N+1's page writes
+ *    cannot damage group N or N-1 while N's fsync runs;
+ *  - nobody acknowledges group N before as_ledger_sync returned 0 after its commit.
+ * A process crash loses nothing written (the pages are in the page cache); a system crash loses
+ * at most the groups not yet synced, which were not acknowledged. */
+int as_ledger_sync(as_ledger_t *l)
+{
+    uint64_t target = atomic_load(&l->commits);
+    if (atomic_load(&l->synced) >= target)
+        return 0;
+    if (!l->no_sync) {
+        int rc = mdb_env_sync(l->env, 1);
+        if (rc) {
+            AS_ERROR("ledger",
+                     "fsync of the ledger failed: %s; the commits since the last durable one are "
+                     "not acknowledged",
+                     mdb_strerror(rc));
+            return AS_E_DB;
+        }
+    }
+    uint64_t cur = atomic_load(&l->synced);
+    while (cur < target && !atomic_compare_exchange_weak(&l->synced, &cur, target))
+        ;
+    return 0;
+}
+
+bool as_ledger_durable(as_ledger_t *l, uint64_t commit_no)
+{
+    return atomic_load(&l->synced) >= commit_no;
+}
+
+int as_ledger_txn_commit(MDB_txn *txn)
+{
+    as_ledger_t *l = mdb_env_get_userctx(mdb_txn_env(txn));
+    if (l && as_ledger_sync(l) != 0) {
+        mdb_txn_abort(txn);
+        return EIO;
+    }
+    int rc = mdb_txn_commit(txn);
+    if (rc)
+        return rc;
+    if (l && !l->no_sync && mdb_env_sync(l->env, 1) != 0) {
+        AS_ERROR("ledger", "fsync of the ledger failed after a transaction; it may not be "
+                           "durable");
+        return EIO;
+    }
+    return 0;
 }
 
 /* ---- reading ------------------------------------------------------------------------------- */

@@ -123,9 +123,11 @@ int as_ledger_begin(as_ledger_t *l);
  * finally set). Returns 0 (see *res) or a negative error, after which the group must be aborted. */
 int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res);
 
-/* The packed events of the accepted results of the group begun last (see as_apply_result_t);
- * valid until the next as_ledger_begin, so that listeners publish the log's own bytes without
- * packing each event again. */
+/* The packed events of the accepted results of the group begun last (see as_apply_result_t),
+ * so that listeners publish the log's own bytes without packing each event again. Take the
+ * pointer right after the group's commit: the ledger packs groups into two buffers in turn,
+ * so a committed group's bytes stay valid while the next group is applied and committed, until
+ * the one after it begins. */
 const uint8_t *as_ledger_packed(const as_ledger_t *l);
 
 /* Counts one event of the current source (as_ledger_set_source) that was rejected before the
@@ -145,15 +147,39 @@ typedef struct {
     uint64_t first_seq; /* first sequence accepted in this group, 0 if none */
     uint64_t last_seq;  /* newest sequence in the log after the commit */
     size_t accepted, duplicates, rejected;
-    uint64_t commit_us; /* how long mdb_txn_commit took (writing the pages, fsync) */
-    uint64_t group_us;  /* the whole transaction, begin to durable commit; set by the caller
-                           that times it (ingest), else 0 */
-    uint64_t commit_ms; /* the Unix ms logged with this group's events (as_log_entry_t) */
+    uint64_t commit_us;    /* writing the pages (mdb_txn_commit), and the fsync for
+                              as_ledger_commit */
+    uint64_t sync_wait_us; /* waiting for the earlier group's fsync before committing */
+    uint64_t commit_no;    /* this group's number among the commits since the ledger opened */
+    uint64_t group_us;     /* the whole transaction, begin to durable commit; set by the caller
+                              that times it (ingest), else 0 */
+    uint64_t commit_ms;    /* the Unix ms logged with this group's events (as_log_entry_t) */
 } as_commit_info_t;
 
 /* Writes the summed deltas and commits durably. Only after this returns 0 may results be
- * acknowledged. On failure the group is aborted and nothing of it is in the ledger. */
+ * acknowledged. On failure the group is aborted and nothing of it is in the ledger, except
+ * AS_E_DB from the final fsync: then the group is committed (readers see it) but may not be on
+ * disk — acknowledge nothing of it. */
 int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info);
+
+/* The pipelined commit: as as_ledger_commit, but returns once the group is committed (readers
+ * see it) without waiting for the disk; the next group may begin at once. Acknowledge its
+ * events only after an as_ledger_sync that began after this returned has returned 0. */
+int as_ledger_commit_nosync(as_ledger_t *l, as_commit_info_t *info);
+
+/* Makes every group committed so far durable (fdatasync). Safe from any thread, also while the
+ * next group is being applied; the next commit waits for it. 0 or AS_E_DB (the disk failed:
+ * those groups must not be acknowledged). */
+int as_ledger_sync(as_ledger_t *l);
+
+/* True when the group numbered commit_no (as_commit_info_t) is known to be durable. */
+bool as_ledger_durable(as_ledger_t *l, uint64_t commit_no);
+
+/* mdb_txn_commit for other write transactions in the ledger's environment (registry, archive,
+ * report, review): durable on return 0, as the environment itself does not fsync. Works on
+ * transactions of any environment (plain mdb_txn_commit elsewhere). Returns an LMDB code or
+ * errno; the transaction is gone either way. */
+int as_ledger_txn_commit(MDB_txn *txn);
 
 /* Drops the open transaction, if any. */
 void as_ledger_abort(as_ledger_t *l);

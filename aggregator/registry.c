@@ -2,6 +2,7 @@
  * copy swapped under a read-write lock, stable supervisory-unit ids. */
 #include "registry.h"
 #include "err.h"
+#include "ledger.h"
 #include "log.h"
 
 #include <ctype.h>
@@ -184,8 +185,11 @@ as_registry_t *as_registry_new(MDB_env *env, int *err)
     }
     if ((rc = mdb_dbi_open(txn, "reg_orgs", MDB_CREATE, &r->db_orgs)) != 0 ||
         (rc = mdb_dbi_open(txn, "reg_units", MDB_CREATE, &r->db_units)) != 0 ||
-        (rc = s_load(r, txn)) != 0 || (rc = mdb_txn_commit(txn)) != 0) {
+        (rc = s_load(r, txn)) != 0)
         mdb_txn_abort(txn);
+    else
+        rc = as_ledger_txn_commit(txn);
+    if (rc) {
         *err = rc < 0 ? rc : s_db("opening the registry", rc);
         as_registry_destroy(&r);
         return NULL;
@@ -631,7 +635,7 @@ int as_registry_import_csv(as_registry_t *r, const char *data, size_t len,
             snprintf(res->errors, sizeof res->errors, "没有有效的行 / no valid row");
         goto fail;
     }
-    if ((rc = mdb_txn_commit(txn)) != 0) {
+    if ((rc = as_ledger_txn_commit(txn)) != 0) {
         free(owned);
         return s_db("committing the registry", rc);
     }

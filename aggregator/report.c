@@ -773,7 +773,9 @@ int as_report_write(as_report_t *r, uint32_t year, bool final, const char *out_d
     rc = s_build(r, year, final, ms, &files, &n);
     if (rc == 0 && txn) {
         rc = as_archive_lock(r->ar, txn, year, files, n, ms);
-        if (rc == 0 && (rc = mdb_txn_commit(txn)) != 0) {
+        if (rc)
+            mdb_txn_abort(txn);
+        else if ((rc = as_ledger_txn_commit(txn)) != 0) {
             AS_ERROR("report", "committing the lock of %u: %s", year, mdb_strerror(rc));
             rc = AS_E_DB;
         }

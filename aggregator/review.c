@@ -639,11 +639,12 @@ as_review_t *as_review_new(as_ledger_t *l, as_registry_t *reg, as_archive_t *ar,
     if ((rc = mdb_dbi_open(txn, "flagcount", MDB_CREATE, &r->db_flags)) != 0 ||
         (rc = mdb_dbi_open(txn, "xmatch", MDB_CREATE, &r->db_x)) != 0 ||
         (rc = s_convert_old(txn, r->db_x, "xdate", 0, 4)) != 0 ||
-        (rc = s_convert_old(txn, r->db_x, "xcounty", 18, 0)) != 0 ||
-        (rc = mdb_txn_commit(txn)) != 0) {
-        if (rc)
-            AS_ERROR("review", "opening the review databases: %s", mdb_strerror(rc));
+        (rc = s_convert_old(txn, r->db_x, "xcounty", 18, 0)) != 0)
         mdb_txn_abort(txn);
+    else
+        rc = as_ledger_txn_commit(txn);
+    if (rc) {
+        AS_ERROR("review", "opening the review databases: %s", mdb_strerror(rc));
         *err = AS_E_DB;
         as_review_destroy(&r);
         return NULL;

@@ -40,6 +40,8 @@ typedef struct {
     bool stopped;
     size_t committed; /* events seen by the commit hook */
     uint64_t seq_at_last_commit;
+    size_t groups;           /* commit hook calls */
+    uint64_t last_commit_no; /* of the last group seen by the commit hook */
 } fx_t;
 
 static uint64_t s_ms(void)
@@ -105,10 +107,23 @@ static void s_on_commit(void *arg, const as_commit_info_t *info, const as_commit
                         size_t n)
 {
     fx_t *f = arg;
+    /* groups come durable, in commit order, gap-free, with the bytes the log holds */
+    assert_true(as_ledger_durable(f->ledger, info->commit_no));
+    assert_true(info->commit_no > f->last_commit_no);
+    if (n)
+        assert_true(evs[0].seq == f->seq_at_last_commit + 1);
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            assert_true(evs[i].seq == evs[i - 1].seq + 1);
+        uint8_t want[AS_EVENT_PACKED_MAX];
+        size_t len = as_event_pack(evs[i].ev, want);
+        assert_int_equal(evs[i].pb_len, len);
+        assert_memory_equal(evs[i].pb, want, len);
+    }
+    f->last_commit_no = info->commit_no;
+    f->groups++;
     f->committed += n;
     f->seq_at_last_commit = info->last_seq;
-    for (size_t i = 1; i < n; i++)
-        assert_true(evs[i].seq == evs[i - 1].seq + 1);
 }
 
 static void *s_dealer(fx_t *f, const char *id, const char *server_key, const char *pub,
@@ -321,6 +336,50 @@ static void test_hello_batch_results_after_commit(void **state)
     zmq_close(d);
 }
 
+/* Batches sent back to back form several groups: one on the worker while the one before waits
+ * for its fsync. Every batch is answered once, after its group is durable (the commit hook checks
+ * that, and the order and bytes of the events it is given). */
+static void test_groups_in_pipeline(void **state)
+{
+    fx_t *f = *state;
+    void *d = s_dealer(f, "collector-360730", NULL, NULL, NULL);
+    assert_int_equal(s_hello(f, d, "collector-360730", COUNTY), 0);
+    enum { NB = 40, PER = 100 };
+    as_event_t *evs = calloc(NB * PER, sizeof *evs);
+    assert_non_null(evs);
+    for (size_t i = 0; i < NB * PER; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "P-%zu", i);
+        s_event(&evs[i], COUNTY, id);
+        evs[i].beneficiaries = (uint32_t)(i % 7 + 2);
+    }
+    for (size_t b = 0; b < NB; b++)
+        s_send_batch(d, b + 1, evs + b * PER, PER);
+    bool seen[NB + 1] = {false};
+    uint64_t seqs = 0;
+    for (size_t b = 0; b < NB; b++) {
+        Aidstat__V1__IngestMessage *r =
+            s_expect(f, d, AIDSTAT__V1__INGEST_MESSAGE__BODY_BATCH_RESULT);
+        uint64_t seq = r->batch_result->seq;
+        assert_true(seq >= 1 && seq <= NB && !seen[seq]);
+        seen[seq] = true;
+        assert_int_equal(r->batch_result->n_results, PER);
+        for (size_t i = 0; i < PER; i++) {
+            assert_int_equal(r->batch_result->results[i]->code,
+                             AIDSTAT__V1__RESULT_CODE__RESULT_ACCEPTED);
+            seqs += r->batch_result->results[i]->ledger_seq;
+        }
+        aidstat__v1__ingest_message__free_unpacked(r, NULL);
+    }
+    uint64_t all = (uint64_t)NB * PER;
+    assert_int_equal(seqs, all * (all + 1) / 2); /* each sequence number once */
+    assert_int_equal(f->committed, all);
+    assert_int_equal(as_ledger_last_seq(f->ledger), all);
+    assert_true(f->groups >= 2);
+    free(evs);
+    zmq_close(d);
+}
+
 static void test_wrong_county_and_invalid(void **state)
 {
     fx_t *f = *state;
@@ -487,6 +546,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hello_batch_results_after_commit, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_groups_in_pipeline, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_wrong_county_and_invalid, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_then_still_serving, s_setup, s_teardown),
         cmocka_unit_test(test_curve_county_from_key),

@@ -1,7 +1,8 @@
 /* test_ledger: the provincial ledger in a temporary folder — dedup (also inside one group),
  * corrections (chains, missing target), retractions, distinct reference counts, totals by every
  * dimension and filter against a brute-force sum over random events, the gap-free log, reopen,
- * abort, map growth, replay by county prefix, collectors, backup. */
+ * abort, map growth, replay by county prefix, collectors, backup, pipelined commits (fsync
+ * after the commit, two packed buffers in turn). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -209,6 +210,71 @@ static void test_packed_events(void **state)
     s_event(f, &next, s_county(3), 4, 20250320);
     as_apply_result_t rn = s_apply1(f, &next);
     assert_int_equal(rn.pb_off, r[0].pb_off); /* the same place as the first group's first */
+}
+
+/* The pipelined commit (as ingest uses it, with real fsyncs): a group committed without sync is
+ * visible at once but not durable until as_ledger_sync; the next group's commit makes it
+ * durable first; a committed group's packed bytes stay put while the next group is applied and
+ * committed, and the group after that reuses its buffer; other transactions in the environment
+ * commit durably through as_ledger_txn_commit. */
+static void test_pipelined_commits(void **state)
+{
+    fx_t *f = *state;
+    as_ledger_destroy(&f->l);
+    as_ledger_opts_t o = {.no_sync = false};
+    assert_non_null(f->l = as_ledger_new(f->path, &o, NULL));
+    as_event_t a, b, c;
+    s_event(f, &a, s_county(0), 1, 20250501);
+    s_event(f, &b, s_county(1), 2, 20250502);
+    s_event(f, &c, s_county(2), 3, 20250503);
+    as_apply_result_t ra, rb, rc;
+    as_commit_info_t ia, ib, ic;
+    assert_int_equal(as_ledger_begin(f->l), 0);
+    assert_int_equal(as_ledger_apply(f->l, &a, &ra), 0);
+    assert_int_equal(as_ledger_commit_nosync(f->l, &ia), 0);
+    const uint8_t *pa = as_ledger_packed(f->l);
+    uint8_t want[4096];
+    size_t na = as_event_pack(&a, want);
+    assert_int_equal(ra.pb_len, na);
+    assert_false(as_ledger_durable(f->l, ia.commit_no));
+    assert_int_equal(s_total(f->l, 2025).activities, 1); /* readers see it already */
+
+    assert_int_equal(as_ledger_begin(f->l), 0);
+    assert_int_equal(as_ledger_apply(f->l, &b, &rb), 0);
+    assert_int_equal(as_ledger_commit_nosync(f->l, &ib), 0);
+    assert_int_equal(ib.commit_no, ia.commit_no + 1);
+    assert_true(as_ledger_durable(f->l, ia.commit_no)); /* made durable before b's commit */
+    assert_false(as_ledger_durable(f->l, ib.commit_no));
+    const uint8_t *pb = as_ledger_packed(f->l);
+    assert_ptr_not_equal(pb, pa);
+    assert_memory_equal(pa + ra.pb_off, want, na); /* a's bytes untouched by b's group */
+    assert_int_equal(as_ledger_sync(f->l), 0);
+    assert_true(as_ledger_durable(f->l, ib.commit_no));
+
+    assert_int_equal(as_ledger_begin(f->l), 0);
+    assert_int_equal(as_ledger_apply(f->l, &c, &rc), 0);
+    assert_int_equal(as_ledger_commit(f->l, &ic), 0); /* the durable commit syncs itself */
+    assert_true(as_ledger_durable(f->l, ic.commit_no));
+    assert_ptr_equal(as_ledger_packed(f->l), pa); /* the buffers are used in turn */
+    assert_int_equal(s_total(f->l, 2025).activities, 3);
+
+    /* another module's transaction in the same environment */
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    assert_int_equal(mdb_txn_begin(as_ledger_env(f->l), NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "test_other", MDB_CREATE, &dbi), 0);
+    MDB_val k = {1, "k"}, v = {1, "v"};
+    assert_int_equal(mdb_put(txn, dbi, &k, &v, 0), 0);
+    assert_int_equal(as_ledger_txn_commit(txn), 0);
+
+    as_ledger_destroy(&f->l);
+    f->l = s_open(f, 0);
+    assert_int_equal(s_total(f->l, 2025).activities, 3);
+    assert_int_equal(as_ledger_last_seq(f->l), 3);
+    assert_int_equal(mdb_txn_begin(as_ledger_env(f->l), NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "test_other", 0, &dbi), 0);
+    assert_int_equal(mdb_get(txn, dbi, &k, &v), 0);
+    mdb_txn_abort(txn);
 }
 
 static void test_corrections(void **state)
@@ -1163,6 +1229,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_growth, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_map_growth_held, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_collectors, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_pipelined_commits, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_names, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_org_activities, s_setup, s_teardown),
     };

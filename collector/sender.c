@@ -18,6 +18,7 @@
 #define PROTOCOL_VERSION 1
 #define MAX_MSG_BYTES    (16 << 20) /* largest answer we accept */
 #define RECV_BUDGET      256        /* messages per readable callback */
+#define HELLO_RETRY_MS   100        /* tick while not welcomed */
 
 /* One batch (or one nil report) sent and not yet answered. */
 typedef struct {
@@ -78,10 +79,10 @@ static void *s_socket(as_sender_t *s, int *err)
         *err = AS_E_ZMQ;
         return NULL;
     }
-    /* reconnect after 250 ms, backing off to at most 2 s: an aggregator back from a restart
-     * hears from every county within seconds (at 30 s, a county could wait half a minute); a
-     * refused TCP connection every 2 s per county costs nothing */
-    int linger = 1000, ivl = 250, ivl_max = 2000, immediate = 1;
+    /* reconnect after 250 ms, backing off to at most 1 s: an aggregator back from a restart
+     * hears from every county within a second or two (at 30 s, a county could wait half a
+     * minute); a refused TCP connection a second per county costs nothing */
+    int linger = 1000, ivl = 250, ivl_max = 1000, immediate = 1;
     int hb_ivl = 2000, hb_timeout = 6000, hwm = 1000;
     int64_t maxmsg = MAX_MSG_BYTES;
     zmq_setsockopt(z, ZMQ_LINGER, &linger, sizeof linger);
@@ -160,8 +161,9 @@ static void s_send_hello(as_sender_t *s)
     Aidstat__V1__IngestMessage m = AIDSTAT__V1__INGEST_MESSAGE__INIT;
     m.body_case = AIDSTAT__V1__INGEST_MESSAGE__BODY_HELLO;
     m.hello = &h;
-    /* a Hello that ZeroMQ could not take (no connection yet) is tried again at the next tick,
-     * not two heartbeats later: the aggregator hears from us within a second of the connection */
+    /* a Hello that ZeroMQ could not take (no connection yet) is tried again at the next tick
+     * (every HELLO_RETRY_MS while not welcomed), not two heartbeats later: the aggregator hears
+     * from us right after the connection */
     if (s_send_msg(s, &m)) {
         s->last_hello_ms = uv_now(s->loop);
         s->st.hellos++;
@@ -535,6 +537,9 @@ static void s_tick(uv_timer_t *t)
                 (unsigned long long)(now - s->last_heard_ms), s->st.in_flight);
         s->st.welcomed = false;
     }
+    /* tick fast while waiting for a Welcome (only a Hello attempt each time), at the heartbeat
+     * once welcomed; a new repeat takes effect from the tick after next */
+    uv_timer_set_repeat(t, s->st.welcomed ? s->heartbeat_ms : HELLO_RETRY_MS);
     if (!s->st.welcomed) {
         if (!s->last_hello_ms || now - s->last_hello_ms >= 2 * s->heartbeat_ms)
             s_send_hello(s);
@@ -590,7 +595,7 @@ as_sender_t *as_sender_new(uv_loop_t *loop, void *zctx, as_outbox_t *ob, const a
         goto fail;
     uv_timer_init(loop, &s->timer);
     s->timer.data = s;
-    uv_timer_start(&s->timer, s_tick, 0, s->heartbeat_ms);
+    uv_timer_start(&s->timer, s_tick, 0, HELLO_RETRY_MS); /* not welcomed yet */
     return s;
 fail:
     free(s->endpoint);

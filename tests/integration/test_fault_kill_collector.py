@@ -26,13 +26,13 @@ def test(c):
     col.kill9()
     col = c.start_collector(COUNTY)
     # 2. killed while sending: another file, kill after it was taken, several times
-    text2 = gen_csv([COUNTY], 20000, YEAR, seed=22)
+    text2 = gen_csv([COUNTY], 80000, YEAR, seed=22)  # long enough to outlast three kills
     rows += parse_rows(text2)
     c.drop(COUNTY, "second.csv", text2)
     wait_for(lambda: os.path.exists(os.path.join(c.done(COUNTY), "second.csv")), 120,
              "second.csv taken")
     total = len(live_rows(rows))
-    for delay in (0.3, 0.4, 0.6):
+    for delay in (0.2, 0.3, 0.4):
         time.sleep(delay)
         assert c.status_json()["ledger_seq"] < total, "delivery finished before the kill"
         col.kill9()

@@ -106,11 +106,7 @@ fail:
 
 /* ---- the totals answer as text, without a tree --------------------------------------------- */
 
-typedef struct {
-    char *p;
-    size_t n, cap;
-    bool failed;
-} s_out_t;
+typedef as_jtext_t s_out_t;
 
 static bool s_room(s_out_t *o, size_t more)
 {
@@ -349,6 +345,26 @@ char *as_totals_json_text(uint32_t year, as_dim_t by, const as_totals_row_t *row
     o.p[o.n] = '\0';
     *len = o.n;
     return o.p;
+}
+
+void as_jtext_raw(as_jtext_t *o, const char *s, size_t n)
+{
+    s_put(o, s, n);
+}
+
+void as_jtext_int(as_jtext_t *o, int64_t v)
+{
+    s_put_int(o, (json_int_t)v);
+}
+
+bool as_jtext_valid(const char *s)
+{
+    return s_utf8_valid(s, strlen(s));
+}
+
+void as_jtext_str(as_jtext_t *o, const char *s)
+{
+    s_put_str(o, s, strlen(s));
 }
 
 char *as_json_dumps(const json_t *j)

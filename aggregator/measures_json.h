@@ -37,6 +37,27 @@ json_t *as_totals_to_json(uint32_t year, as_dim_t by, const as_totals_row_t *row
 char *as_totals_json_text(uint32_t year, as_dim_t by, const as_totals_row_t *rows, size_t nrows,
                           const as_measures_t *total, size_t *len);
 
+/* JSON text written straight into a growing buffer, as jansson's compact dump (AS_JSON_DUMP_FLAGS)
+ * writes it, for answers built often enough that a jansson tree costs too much. Start from
+ * {0}; free(o.p) when done. Any allocation failure sets failed and makes the rest no-ops. */
+typedef struct {
+    char *p;
+    size_t n, cap;
+    bool failed;
+} as_jtext_t;
+
+/* Appends n bytes as they are (punctuation, keys already quoted). */
+void as_jtext_raw(as_jtext_t *o, const char *s, size_t n);
+
+/* Appends an integer as jansson prints a json_int_t. */
+void as_jtext_int(as_jtext_t *o, int64_t v);
+
+/* True when s is text jansson accepts in a string (valid UTF-8). */
+bool as_jtext_valid(const char *s);
+
+/* Appends s (NUL-terminated, valid UTF-8: check with as_jtext_valid) as a JSON string. */
+void as_jtext_str(as_jtext_t *o, const char *s);
+
 /* Serialises j with AS_JSON_DUMP_FLAGS. Returns a malloc'd string (caller frees) or NULL. */
 char *as_json_dumps(const json_t *j);
 

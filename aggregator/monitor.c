@@ -208,6 +208,7 @@ typedef struct {
     int rc;
     uint64_t seq;
     as_log_entry_t *entry; /* a flagged event decoded, allocated on the first */
+    as_jtext_t text;       /* its JSON */
     size_t used;
     s_month_t month[MONTH_SLOTS]; /* events per county-month read, written once per catch-up */
 } s_scan_t;
@@ -263,49 +264,100 @@ static int s_count_month(s_scan_t *s, const uint8_t kb[7])
     }
 }
 
-static json_t *s_flag_list(uint32_t flags)
+/* The flag's names as a JSON array. */
+static void s_flag_list(as_jtext_t *o, uint32_t flags)
 {
-    json_t *a = json_array();
-    for (uint32_t bit = 1; a && bit && bit <= AS_FLAG_AMENDMENT; bit <<= 1)
-        if ((flags & bit) && as_flag_name(bit))
-            json_array_append_new(a, json_string(as_flag_name(bit)));
-    return a;
+    as_jtext_raw(o, "[", 1);
+    bool first = true;
+    for (uint32_t bit = 1; bit && bit <= AS_FLAG_AMENDMENT; bit <<= 1)
+        if ((flags & bit) && as_flag_name(bit)) {
+            if (!first)
+                as_jtext_raw(o, ",", 1);
+            as_jtext_str(o, as_flag_name(bit));
+            first = false;
+        }
+    as_jtext_raw(o, "]", 1);
+}
+
+#define S_LIT(o, lit) as_jtext_raw(o, lit, sizeof(lit) - 1)
+
+/* The stored JSON of a flagged event (what /api/flags lists), written without a jansson tree:
+ * about a tenth of realistic events are flagged, and building and dumping a tree per event was
+ * most of the monitor's catch-up. The same text as jansson's compact dump of
+ * {"seq","id","event_id","county","county_name","org_code","org_name","date","flags",
+ * "funds_fen","beneficiaries","commit_ms","source_file"}, or, when a text is not valid UTF-8,
+ * of {"seq","id","county","flags"} (tested against jansson in test_monitor). */
+int as_monitor_flag_json(const as_log_entry_t *e, as_jtext_t *o)
+{
+    const as_event_t *ev = &e->ev;
+    char idhex[33], date[11];
+    as_id_to_hex(ev->id, idhex);
+    uint32_t y = ev->date / 10000 % 10000, mo = ev->date / 100 % 100, d = ev->date % 100;
+    date[0] = (char)('0' + y / 1000), date[1] = (char)('0' + y / 100 % 10);
+    date[2] = (char)('0' + y / 10 % 10), date[3] = (char)('0' + y % 10), date[4] = '-';
+    date[5] = (char)('0' + mo / 10 % 10), date[6] = (char)('0' + mo % 10), date[7] = '-';
+    date[8] = (char)('0' + d / 10 % 10), date[9] = (char)('0' + d % 10), date[10] = 0;
+    const as_division_t *div = as_division_find(ev->county);
+    const char *cname = div ? div->name : "";
+    bool text_ok = as_jtext_valid(ev->event_id) && as_jtext_valid(cname) &&
+                   as_jtext_valid(ev->org_code) && as_jtext_valid(ev->org_name) &&
+                   as_jtext_valid(ev->source_file);
+    o->n = 0;
+    o->failed = false;
+    S_LIT(o, "{\"seq\":");
+    as_jtext_int(o, (int64_t)e->seq);
+    S_LIT(o, ",\"id\":");
+    as_jtext_str(o, idhex);
+    if (text_ok) {
+        S_LIT(o, ",\"event_id\":");
+        as_jtext_str(o, ev->event_id);
+    }
+    S_LIT(o, ",\"county\":");
+    as_jtext_int(o, ev->county);
+    if (text_ok) {
+        S_LIT(o, ",\"county_name\":");
+        as_jtext_str(o, cname);
+        S_LIT(o, ",\"org_code\":");
+        as_jtext_str(o, ev->org_code);
+        S_LIT(o, ",\"org_name\":");
+        as_jtext_str(o, ev->org_name);
+        S_LIT(o, ",\"date\":");
+        as_jtext_str(o, date);
+    }
+    S_LIT(o, ",\"flags\":");
+    s_flag_list(o, ev->flags);
+    if (text_ok) {
+        S_LIT(o, ",\"funds_fen\":");
+        as_jtext_int(o, ev->funds_fen);
+        S_LIT(o, ",\"beneficiaries\":");
+        as_jtext_int(o, (int64_t)ev->beneficiaries);
+        S_LIT(o, ",\"commit_ms\":");
+        as_jtext_int(o, (int64_t)e->commit_ms);
+        S_LIT(o, ",\"source_file\":");
+        as_jtext_str(o, ev->source_file);
+    }
+    S_LIT(o, "}");
+    return o->failed ? AS_E_NOMEM : 0;
 }
 
 static int s_put_flag(s_scan_t *s, const as_log_entry_t *e)
 {
     const as_event_t *ev = &e->ev;
-    char idhex[33], date[16];
-    as_id_to_hex(ev->id, idhex);
-    snprintf(date, sizeof date, "%04u-%02u-%02u", ev->date / 10000, ev->date / 100 % 100,
-             ev->date % 100);
-    const as_division_t *d = as_division_find(ev->county);
-    json_t *o = json_pack("{s:I,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:o,s:I,s:I,s:I,s:s}", "seq",
-                          (json_int_t)e->seq, "id", idhex, "event_id", ev->event_id, "county",
-                          (json_int_t)ev->county, "county_name", d ? d->name : "", "org_code",
-                          ev->org_code, "org_name", ev->org_name, "date", date, "flags",
-                          s_flag_list(ev->flags), "funds_fen", (json_int_t)ev->funds_fen,
-                          "beneficiaries", (json_int_t)ev->beneficiaries, "commit_ms",
-                          (json_int_t)e->commit_ms, "source_file", ev->source_file);
-    if (!o) /* e.g. a name that is not valid UTF-8: keep the flag, without the text */
-        o = json_pack("{s:I,s:s,s:I,s:o}", "seq", (json_int_t)e->seq, "id", idhex, "county",
-                      (json_int_t)ev->county, "flags", s_flag_list(ev->flags));
-    char *txt = o ? as_json_dumps(o) : NULL;
-    json_decref(o);
-    if (!txt)
-        return AS_E_NOMEM;
-    size_t n = strlen(txt);
+    int rc = as_monitor_flag_json(e, &s->text);
+    if (rc)
+        return rc;
+    const char *txt = s->text.p;
+    size_t n = s->text.n;
     uint8_t kb[8];
     for (int i = 0; i < 8; i++)
         kb[i] = (uint8_t)(e->seq >> (56 - 8 * i));
     MDB_val k = {8, kb}, v = {8 + n, NULL};
-    int rc = mdb_put(s->txn, s->m->flags, &k, &v, MDB_RESERVE);
+    rc = mdb_put(s->txn, s->m->flags, &k, &v, MDB_RESERVE);
     if (rc == 0) {
         uint32_t hdr[2] = {ev->date, ev->flags};
         memcpy(v.mv_data, hdr, 8);
         memcpy((char *)v.mv_data + 8, txt, n);
     }
-    free(txt);
     return rc == 0 ? 0 : s_db_err("flag", rc);
 }
 
@@ -384,6 +436,7 @@ static int s_catch_up(as_monitor_t *m, as_ledger_t *l)
         rc = s_flush_months(s);
     uint64_t seq = s->seq;
     free(s->entry);
+    free(s->text.p);
     free(s);
     if (rc == 0) {
         MDB_val k = {3, "seq"}, v = {sizeof seq, &seq};

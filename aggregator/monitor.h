@@ -6,6 +6,7 @@
 #define AS_MONITOR_H
 
 #include "ledger.h"
+#include "measures_json.h"
 
 #include <jansson.h>
 #include <stdint.h>
@@ -52,6 +53,11 @@ json_t *as_monitor_completeness_json(as_monitor_t *m, uint32_t year, uint32_t to
  * "org_code":..,"org_name":..,"date":"YYYY-MM-DD","flags":["unregistered",...],"funds_fen":..,
  * "beneficiaries":..,"commit_ms":..}]}. Returns a new reference or NULL. */
 json_t *as_monitor_flags_json(as_monitor_t *m, uint32_t year, size_t limit);
+
+/* The JSON kept for one flagged event (an element of as_monitor_flags_json's "flags", with
+ * "id" and "source_file" too; when a text of the event is not valid UTF-8, only seq, id, county
+ * and flags), written into o (its buffer reused). Returns 0 or AS_E_NOMEM. */
+int as_monitor_flag_json(const as_log_entry_t *e, as_jtext_t *o);
 
 /* Wire name of one AS_FLAG_* bit ("unregistered"), NULL for an unknown bit. */
 const char *as_flag_name(uint32_t bit);

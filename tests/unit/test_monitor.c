@@ -1,7 +1,8 @@
 /* test_monitor: the monitor store (its own LMDB in a temporary folder) following a real ledger's
  * event log — nil reports and their checks, the completeness grid (reported, nil, silent, future)
  * with its sums, flagged events newest first with their names and a year filter, incremental and
- * idempotent catch-up that survives reopening, and a flagged event whose text is not UTF-8. */
+ * idempotent catch-up that survives reopening, a flagged event whose text is not UTF-8, and the
+ * flag's JSON written directly against jansson's. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -285,6 +286,64 @@ static void test_flag_with_bad_text(void **state)
     json_decref(j);
 }
 
+/* What jansson printed for a flagged event before as_monitor_flag_json wrote it directly. */
+static char *s_jansson_flag(const as_log_entry_t *e)
+{
+    const as_event_t *ev = &e->ev;
+    char idhex[33], date[16];
+    as_id_to_hex(ev->id, idhex);
+    snprintf(date, sizeof date, "%04u-%02u-%02u", ev->date / 10000, ev->date / 100 % 100,
+             ev->date % 100);
+    const as_division_t *d = as_division_find(ev->county);
+    json_t *fl = json_array();
+    for (uint32_t bit = 1; bit <= AS_FLAG_AMENDMENT; bit <<= 1)
+        if ((ev->flags & bit) && as_flag_name(bit))
+            json_array_append_new(fl, json_string(as_flag_name(bit)));
+    json_t *o = json_pack(
+        "{s:I,s:s,s:s,s:I,s:s,s:s,s:s,s:s,s:O,s:I,s:I,s:I,s:s}", "seq", (json_int_t)e->seq, "id",
+        idhex, "event_id", ev->event_id, "county", (json_int_t)ev->county, "county_name",
+        d ? d->name : "", "org_code", ev->org_code, "org_name", ev->org_name, "date", date, "flags",
+        fl, "funds_fen", (json_int_t)ev->funds_fen, "beneficiaries", (json_int_t)ev->beneficiaries,
+        "commit_ms", (json_int_t)e->commit_ms, "source_file", ev->source_file);
+    if (!o)
+        o = json_pack("{s:I,s:s,s:I,s:O}", "seq", (json_int_t)e->seq, "id", idhex, "county",
+                      (json_int_t)ev->county, "flags", fl);
+    char *txt = as_json_dumps(o);
+    json_decref(o);
+    json_decref(fl);
+    return txt;
+}
+
+/* The flag's JSON, written without jansson, is jansson's text byte for byte: plain, with
+ * characters to escape, every flag, negative and large numbers, and text that is not UTF-8. */
+static void test_flag_json_as_jansson(void **state)
+{
+    fx_t *f = *state;
+    as_log_entry_t *e = calloc(1, sizeof *e);
+    as_jtext_t o = {0};
+    for (int k = 0; k < 5; k++) {
+        e->ev = af_event(f->a, k == 3 ? 360781 : 360730, k + 1, 20260201 + (uint32_t)k);
+        e->seq = 1000000000000ull * (uint64_t)k + 7;
+        e->commit_ms = 1764400000123ull + (uint64_t)k;
+        e->ev.flags = k == 0 ? AS_FLAG_OUTLIER : (1u << (k + 2)) - 1;
+        e->ev.funds_fen = k == 2 ? -123456789012 : 42;
+        if (k == 1) {
+            snprintf(e->ev.org_name, sizeof e->ev.org_name, "引号\"与\\斜杠\n换行\t\x01");
+            snprintf(e->ev.source_file, sizeof e->ev.source_file, "办公室/三月 \"终稿\".csv");
+        }
+        if (k == 4)
+            snprintf(e->ev.source_file, sizeof e->ev.source_file, "bad\xc3(.csv");
+        char *want = s_jansson_flag(e);
+        assert_non_null(want);
+        assert_int_equal(as_monitor_flag_json(e, &o), 0);
+        assert_int_equal(o.n, strlen(want));
+        assert_memory_equal(o.p, want, o.n);
+        free(want);
+    }
+    free(o.p);
+    free(e);
+}
+
 static void test_flag_names(void **state)
 {
     const char *want[] = {"check_char_failed",
@@ -318,6 +377,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_catch_up_incremental_and_reopen, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_catch_up_many_months, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_flag_with_bad_text, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_flag_json_as_jansson, s_setup, s_teardown),
         cmocka_unit_test(test_flag_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

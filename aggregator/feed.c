@@ -25,6 +25,17 @@ struct as_feed_s {
     size_t cap;
 };
 
+/* "%06u" of a county code into d (7 bytes with the NUL), without printf: once per event. */
+static void s_county_digits(char *d, uint32_t county)
+{
+    if (county > 999999) {
+        snprintf(d, 21, "%u", (unsigned)county);
+        return;
+    }
+    for (int i = 5; i >= 0; i--, county /= 10)
+        d[i] = (char)('0' + county % 10);
+    d[6] = 0;
+}
 static uint64_t s_now_ms(void)
 {
     struct timeval tv;
@@ -93,8 +104,8 @@ static void s_publish(as_feed_t *f, uint64_t seq, uint64_t commit_ms, uint32_t c
     h.commit_time_ms = commit_ms;
     h.county_code = county;
     h.flags = flags;
-    char topic[24];
-    snprintf(topic, sizeof topic, "ev.%06u", (unsigned)county);
+    char topic[24] = "ev.";
+    s_county_digits(topic + 3, county);
     s_send3(f, topic, &h, ev, pb, pb_len);
     if (seq > f->last_seq)
         f->last_seq = seq;

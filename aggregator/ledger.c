@@ -952,7 +952,9 @@ static int s_contribute(as_ledger_t *l, const as_event_t *ev, const as_org_info_
         s_code18(ok, ev->org_code);
         if (!(v = s_map_upsert(&l->orgnames, ok, NULL)))
             return ENOMEM;
-        snprintf((char *)v, AS_NAME_MAX + 1, "%s", ev->org_name);
+        size_t n = strnlen(ev->org_name, AS_NAME_MAX); /* what snprintf kept, without it */
+        memcpy(v, ev->org_name, n);
+        v[n] = 0;
     }
     return 0;
 }

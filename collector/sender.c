@@ -233,54 +233,132 @@ static int s_build_nil(as_sender_t *s, s_flight_t *f, as_outbox_item_t *it)
     return f->msg ? 0 : AS_E_NOMEM;
 }
 
-/* Builds a batch flight from n event items (taking ownership of nothing). */
+/* Reads a varint at *p (before end); false when cut or longer than 10 bytes. */
+static bool s_varint(const uint8_t **p, const uint8_t *end, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (int shift = 0; shift < 70 && *p < end; shift += 7) {
+        uint8_t b = *(*p)++;
+        x |= (uint64_t)(b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *v = x;
+            return true;
+        }
+    }
+    return false;
+}
+
+static size_t s_varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80)
+        v >>= 7, n++;
+    return n;
+}
+
+static uint8_t *s_put_varint(uint8_t *p, uint64_t v)
+{
+    while (v >= 0x80) {
+        *p++ = (uint8_t)(v | 0x80);
+        v >>= 7;
+    }
+    *p++ = (uint8_t)v;
+    return p;
+}
+
+/* The event id of a stored event (a packed aidstat.v1.Event), read without decoding it: every
+ * field well formed, with the wire type of its declared type (strings and bytes: fields 1, 2, 4,
+ * 5, 9, 25, 26, 29; the rest varints; unknown fields of any valid type are skipped, as the
+ * aggregator's decoder does), and field 1 a 16-byte id. NULL when anything is off. */
+static const uint8_t *s_stored_event_id(const uint8_t *p, size_t n)
+{
+    static const uint32_t lenfields =
+        1u << 1 | 1u << 2 | 1u << 4 | 1u << 5 | 1u << 9 | 1u << 25 | 1u << 26 | 1u << 29;
+    const uint8_t *end = p + n, *id = NULL;
+    while (p < end) {
+        uint64_t tag, v;
+        if (!s_varint(&p, end, &tag) || (tag >> 3) == 0 || (tag >> 3) > UINT32_MAX)
+            return NULL;
+        uint64_t field = tag >> 3;
+        unsigned wt = (unsigned)(tag & 7);
+        bool known = field <= 30;
+        if (known && wt != ((lenfields >> field) & 1 ? 2u : 0u))
+            return NULL;
+        switch (wt) {
+        case 0:
+            if (!s_varint(&p, end, &v))
+                return NULL;
+            break;
+        case 1:
+            if (end - p < 8)
+                return NULL;
+            p += 8;
+            break;
+        case 2:
+            if (!s_varint(&p, end, &v) || v > (uint64_t)(end - p))
+                return NULL;
+            if (field == 1)
+                id = v == 16 ? p : NULL;
+            p += v;
+            break;
+        case 5:
+            if (end - p < 4)
+                return NULL;
+            p += 4;
+            break;
+        default:
+            return NULL;
+        }
+    }
+    return id;
+}
+
+/* Builds a batch flight from n event items (taking ownership of nothing). The message is written
+ * from the stored bytes as protobuf-c would pack it (IngestMessage.batch = 3 { seq = 1, repeated
+ * events = 2 }), without decoding and packing each event again. */
 static int s_build_batch(as_sender_t *s, s_flight_t *f, as_outbox_item_t *items, size_t n,
                          size_t *used)
 {
-    Aidstat__V1__Event **evs = calloc(n, sizeof *evs);
+    *used = 0;
     f->ids = calloc(n, sizeof *f->ids);
-    if (!evs || !f->ids) {
-        free(evs);
+    if (!f->ids)
         return AS_E_NOMEM;
-    }
-    size_t k = 0;
+    size_t k = 0, blen = f->batch_seq ? 1 + s_varint_len(f->batch_seq) : 0;
     for (size_t i = 0; i < n; i++) {
-        Aidstat__V1__Event *e = aidstat__v1__event__unpack(NULL, items[i].len, items[i].data);
-        if (!e || e->id.len != 16) {
-            if (e)
-                aidstat__v1__event__free_unpacked(e, NULL);
+        const uint8_t *id = s_stored_event_id(items[i].data, items[i].len);
+        if (!id) {
             s_park_unreadable(s, &items[i]);
             continue;
         }
-        memcpy(f->ids[k], e->id.data, 16);
+        memcpy(f->ids[k], id, 16);
         if (k != i) { /* keep items and events in the same order */
             as_outbox_item_t tmp = items[k];
             items[k] = items[i];
             items[i] = tmp;
         }
-        evs[k++] = e;
+        blen += 1 + s_varint_len(items[k].len) + items[k].len;
+        k++;
     }
     *used = k;
-    int rc = 0;
-    if (k > 0) {
-        Aidstat__V1__Batch b = AIDSTAT__V1__BATCH__INIT;
-        b.seq = f->batch_seq;
-        b.n_events = k;
-        b.events = evs;
-        Aidstat__V1__IngestMessage m = AIDSTAT__V1__INGEST_MESSAGE__INIT;
-        m.body_case = AIDSTAT__V1__INGEST_MESSAGE__BODY_BATCH;
-        m.batch = &b;
-        f->msg_len = aidstat__v1__ingest_message__get_packed_size(&m);
-        f->msg = malloc(f->msg_len);
-        if (f->msg)
-            aidstat__v1__ingest_message__pack(&m, f->msg);
-        else
-            rc = AS_E_NOMEM;
+    if (k == 0)
+        return 0;
+    f->msg_len = 1 + s_varint_len(blen) + blen;
+    uint8_t *p = f->msg = malloc(f->msg_len);
+    if (!p)
+        return AS_E_NOMEM;
+    *p++ = 3 << 3 | 2;
+    p = s_put_varint(p, blen);
+    if (f->batch_seq) {
+        *p++ = 1 << 3 | 0;
+        p = s_put_varint(p, f->batch_seq);
     }
-    for (size_t i = 0; i < k; i++)
-        aidstat__v1__event__free_unpacked(evs[i], NULL);
-    free(evs);
-    return rc;
+    for (size_t i = 0; i < k; i++) {
+        *p++ = 2 << 3 | 2;
+        p = s_put_varint(p, items[i].len);
+        memcpy(p, items[i].data, items[i].len);
+        p += items[i].len;
+    }
+    return 0;
 }
 
 static s_flight_t *s_free_slot(as_sender_t *s)

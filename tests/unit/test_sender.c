@@ -1,6 +1,7 @@
 /* test_sender: the sender against a real in-process ZeroMQ ROUTER on ipc:// in a temporary
  * folder, playing the aggregator by hand — Hello/Welcome, batches and the window, resend after a
- * timeout with the same seq and events, duplicate as success, rejected items parked, a silent
+ * timeout with the same seq and events, duplicate as success, rejected items parked, batches
+ * written from the stored bytes as protobuf-c packs them and damaged records parked, a silent
  * aggregator greeted again, nil reports acknowledged by echo. The loop is driven step by step. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -34,6 +35,8 @@ typedef struct {
     size_t peer_len;
     int rejects_seen;
     uint32_t next_id;
+    uint8_t raw[1 << 16]; /* the last message received, as it came */
+    size_t raw_len;
 } fx_t;
 
 static uint64_t s_ms(void)
@@ -153,6 +156,8 @@ static Aidstat__V1__IngestMessage *s_recv(fx_t *f, int want, int ms)
         assert_true(zmq_msg_recv(&body, f->router, 0) >= 0);
         f->peer_len = zmq_msg_size(&id);
         memcpy(f->peer, zmq_msg_data(&id), f->peer_len);
+        f->raw_len = zmq_msg_size(&body) < sizeof f->raw ? zmq_msg_size(&body) : 0;
+        memcpy(f->raw, zmq_msg_data(&body), f->raw_len);
         Aidstat__V1__IngestMessage *m =
             aidstat__v1__ingest_message__unpack(NULL, zmq_msg_size(&body), zmq_msg_data(&body));
         zmq_msg_close(&id);
@@ -327,6 +332,61 @@ static void test_rejected_parked(void **state)
     aidstat__v1__ingest_message__free_unpacked(b, NULL);
 }
 
+/* A batch is written from the stored bytes exactly as protobuf-c packs it; damaged outbox records
+ * (cut short, a field of the wrong wire type, an id that is not 16 bytes) are parked as rejected,
+ * never sent, and the good ones around them go. */
+static void test_batch_bytes_and_damaged_items(void **state)
+{
+    fx_t *f = *state;
+    uint8_t good[3][256], bad[3][256];
+    as_outbox_blob_t b[6];
+    size_t glen[3];
+    for (int i = 0; i < 3; i++) {
+        Aidstat__V1__Event e = AIDSTAT__V1__EVENT__INIT;
+        uint8_t id[16] = {0x05, 0x7e, 0x8a, 0xff, (uint8_t)(i + 1)};
+        e.id.data = id;
+        e.id.len = 16;
+        e.county_code = COUNTY;
+        e.org_name = "测试慈善会";
+        e.funds_fen = -5 - i;
+        e.note = i == 1
+                     ? "一段较长的备注，让事件的长度超过一百二十七个字节，以便长度本身占两个字节："
+                       "甲乙丙丁戊己庚辛壬癸"
+                     : "";
+        glen[i] = aidstat__v1__event__pack(&e, good[i]);
+    }
+    memcpy(bad[0], good[0], glen[0]); /* cut inside the organisation name */
+    memcpy(bad[1], good[1], glen[1]);
+    bad[1][18] = 3 << 3 | 2; /* county_code (a varint) as if it were a string */
+    memcpy(bad[2], good[2], glen[2]);
+    bad[2][1] = 15; /* an id of 15 bytes */
+    size_t blen[3] = {glen[0] - 4, glen[1], glen[2]};
+    for (int i = 0; i < 3; i++) {
+        b[2 * i] = (as_outbox_blob_t){AS_ITEM_EVENT, good[i], glen[i]};
+        b[2 * i + 1] = (as_outbox_blob_t){AS_ITEM_EVENT, bad[i], blen[i]};
+    }
+    uint8_t hash[AS_OUTBOX_HASH_LEN] = {9};
+    assert_int_equal(as_outbox_put_file(f->ob, hash, "d.csv", b, 6), 0);
+    as_sender_kick(f->sender);
+    s_welcome(f);
+    Aidstat__V1__IngestMessage *m = s_batch(f, 2000);
+    assert_non_null(m);
+    assert_int_equal(m->batch->n_events, 3);
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(m->batch->events[i]->id.data[4], i + 1);
+        assert_int_equal(m->batch->events[i]->funds_fen, -5 - i);
+    }
+    uint8_t *want = malloc(aidstat__v1__ingest_message__get_packed_size(m));
+    size_t wlen = aidstat__v1__ingest_message__pack(m, want);
+    assert_int_equal(f->raw_len, wlen);
+    assert_memory_equal(f->raw, want, wlen);
+    free(want);
+    s_answer(f, m->batch, AIDSTAT__V1__RESULT_CODE__RESULT_ACCEPTED, -1);
+    s_wait_backlog(f, 0);
+    assert_int_equal(as_outbox_rejected(f->ob), 3);
+    aidstat__v1__ingest_message__free_unpacked(m, NULL);
+}
+
 static void test_silent_aggregator_greeted_again(void **state)
 {
     fx_t *f = *state;
@@ -381,6 +441,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resend_same_seq_duplicate_is_success, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_rejected_parked, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_batch_bytes_and_damaged_items, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_silent_aggregator_greeted_again, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_nil_report_until_echoed, s_setup, s_teardown),
     };

@@ -26,10 +26,23 @@ def exe(name):
     return os.path.join(BIN, name)
 
 
+def free_ports(n):
+    """n distinct free TCP ports on loopback: all held open while they are picked (picked one
+    after the other, the kernel can hand out the same port twice)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_ports(1)[0]
 
 
 def wait_for(pred, timeout=30.0, what="condition", interval=0.1):
@@ -103,10 +116,11 @@ class Cluster:
 
     def __init__(self, name="aidstat-test"):
         self.dir = tempfile.mkdtemp(prefix=name + "-")
-        self.ingest = f"tcp://127.0.0.1:{free_port()}"
-        self.feed = f"tcp://127.0.0.1:{free_port()}"
-        self.query = f"tcp://127.0.0.1:{free_port()}"
-        self.http_port = free_port()
+        ports = free_ports(4)
+        self.ingest = f"tcp://127.0.0.1:{ports[0]}"
+        self.feed = f"tcp://127.0.0.1:{ports[1]}"
+        self.query = f"tcp://127.0.0.1:{ports[2]}"
+        self.http_port = ports[3]
         self.http = f"127.0.0.1:{self.http_port}"
         self.aggregator = None
         self.collectors = {}

@@ -11,7 +11,9 @@ With a real aidstat-aggregator on loopback (temporary folder, free ports, remove
    the other for --phase seconds each,
    a. GET /api/totals?year=2026&by=county, one keep-alive connection, request to last body byte;
       the HTTP and query clients are paced (one request every --interval ms, default 5), so
-      they measure latency without loading the server as a closed loop would;
+      they measure latency without loading the server as a closed loop would; then GET / (the
+      embedded dashboard page: no ledger read, no computation), the floor of an HTTP round
+      trip on this machine in the same conditions;
    b. the query endpoint's round trip for the same totals, over one REQ connection, with the
       request `aidstat query --year 2026 --by county` sends (the CLI's own qclient);
    c. `aidstat query --year 2026 --by county` as a process (wall time from spawn to exit, so
@@ -72,12 +74,15 @@ def loadavg():
 # ---- the measurements ------------------------------------------------------------------------
 
 def measure(c, label):
-    """bench_query's lines for /api/totals, the query endpoint and the CLI process, labelled."""
-    cmd = [os.path.join(BIN, "bench_query"), "--http", f"127.0.0.1:{c.http_port}", "--query",
+    """bench_query's lines for /api/totals, the query endpoint and the CLI process, labelled;
+    and GET / (the embedded dashboard page: no ledger, no computation), the machine's floor for
+    an HTTP round trip in the same conditions."""
+    cmd = [os.path.join(BIN, "bench_query"), "--http", f"127.0.0.1:{c.http_port}", "--path",
+           f"/api/totals?year={args.year}&by=county", "--path", "/", "--query",
            c.query, "--aidstat", os.path.join(BIN, "aidstat"), "--year", str(args.year), "--by",
            "county", "--rate", f"{1000 / args.interval:g}", "--seconds", f"{args.phase:g}",
            "--exec-rate", "20", "--warmup", "20"]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.phase * 4 + 120)
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=args.phase * 5 + 120)
     for line in p.stdout.splitlines():
         what = line.removeprefix("bench_query: ")
         kind = "http" if what.startswith("GET ") else "query"
@@ -163,7 +168,7 @@ try:
     sse = SseClient(c.http_port, args.year)
     sse.start()
     acks = os.path.join(c.dir, "acks.txt")
-    seconds = args.phase * 4 + 10  # bench_query: 4 phases, their warm-ups and start
+    seconds = args.phase * 5 + 10  # bench_query: 5 phases, their warm-ups and start
     load = subprocess.Popen([ingest, "--endpoint", c.ingest, "--counties", "all", "--realistic",
                              "--rate", str(args.rate), "--seconds", str(seconds), "--batch",
                              "100", "--run", "load", "--acks-out", acks, "--year",

@@ -93,8 +93,9 @@ static const char *s_synopsis =
     "usage: aidstat-aggregator [--config FILE] [--data DIR] [--ingest EP] [--feed EP] "
     "[--query EP] [--http ADDR:PORT] [--log-format text|json] ...\n\n"
     "The provincial aggregator: applies each collector's events exactly once to the LMDB "
-    "ledger, acknowledges them after the commit, publishes them on the feed and answers "
-    "queries. SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the authorized keys.";
+    "ledger, acknowledges them once the commit is on disk (fsync), publishes them on the feed "
+    "and answers queries. SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the authorized "
+    "keys; a failed fsync stops it without acknowledging anything more (exit 1).";
 
 typedef struct {
     as_aggregator_t *agg;

@@ -71,14 +71,16 @@ def run(args, check=True, input=None, timeout=120, env=None):
 class Daemon:
     """One daemon process with its log file."""
 
-    def __init__(self, args, log_path):
+    def __init__(self, args, log_path, env=None):
         self.args = args
         self.log_path = log_path
+        self.env = env  # None: the test's own environment
         self.proc = None
 
     def start(self):
         self.log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen(self.args, stdout=self.log, stderr=subprocess.STDOUT,
+                                     env=self.env)
         return self
 
     def alive(self):
@@ -131,8 +133,9 @@ class Cluster:
                 "--ingest", self.ingest, "--feed", self.feed, "--query", self.query,
                 "--http", self.http, *extra]
 
-    def start_aggregator(self, extra=(), wait=True):
-        self.aggregator = Daemon(self.agg_args(extra), os.path.join(self.dir, "aggregator.log"))
+    def start_aggregator(self, extra=(), wait=True, env=None):
+        self.aggregator = Daemon(self.agg_args(extra), os.path.join(self.dir, "aggregator.log"),
+                                 env)
         self.aggregator.start()
         if wait:
             wait_for(lambda: self.cli("status", check=False).returncode == 0, 30,

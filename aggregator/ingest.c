@@ -60,6 +60,10 @@ typedef struct s_batch_s {
     uint8_t (*ids)[AS_ID_LEN]; /* ids as received, echoed in the results */
     size_t *id_len;
     size_t pre_rejected; /* events rejected before the ledger (counted there at the commit) */
+    uint8_t *pk;         /* the valid events packed here on the loop, back to back, so that */
+    uint32_t *pk_off;    /* the writer copies them into the log instead of packing them */
+    uint32_t *pk_len;    /* (as_ledger_apply_packed); pk_len 0: not packed */
+    size_t pk_n, pk_cap;
 } s_batch_t;
 
 /* A group of batches committed in one transaction. Its life: pending → committing (the worker
@@ -347,6 +351,9 @@ static void s_batch_free(s_batch_t *b)
     free(b->res);
     free(b->ids);
     free(b->id_len);
+    free(b->pk);
+    free(b->pk_off);
+    free(b->pk_len);
     free(b);
 }
 
@@ -373,7 +380,9 @@ static void s_commit_work(uv_work_t *w)
         as_ledger_set_source(l, b->collector_id);
         for (size_t i = 0; i < b->n && rc == 0; i++)
             if (b->valid[i])
-                rc = as_ledger_apply(l, &b->evs[i], &b->res[i]);
+                rc = as_ledger_apply_packed(l, &b->evs[i],
+                                            b->pk_len[i] ? b->pk + b->pk_off[i] : NULL,
+                                            b->pk_len[i], &b->res[i]);
             else
                 as_ledger_count_rejected(l);
     }
@@ -769,6 +778,26 @@ static void s_reason(const as_row_errors_t *errs, char *out, size_t size)
     s_copy_utf8(out, size, tmp);
 }
 
+/* Packs valid event i into the batch's buffer, here on the loop, off the writer's path (the
+ * writer packs it itself when this fails for want of memory, or when it changes the flags). */
+static void s_prepack(s_batch_t *b, size_t i)
+{
+    if (b->pk_cap - b->pk_n < AS_EVENT_PACKED_MAX) {
+        size_t cap = b->pk_cap ? b->pk_cap * 2 : b->n * 512 + AS_EVENT_PACKED_MAX;
+        if (cap < b->pk_n + AS_EVENT_PACKED_MAX)
+            cap = b->pk_n + AS_EVENT_PACKED_MAX;
+        uint8_t *pk = cap <= UINT32_MAX ? realloc(b->pk, cap) : NULL;
+        if (!pk)
+            return;
+        b->pk = pk;
+        b->pk_cap = cap;
+    }
+    size_t len = as_event_pack(&b->evs[i], b->pk + b->pk_n);
+    b->pk_off[i] = (uint32_t)b->pk_n;
+    b->pk_len[i] = (uint32_t)len;
+    b->pk_n += len;
+}
+
 static void s_on_batch(as_ingest_t *in, s_peer_t *p, uint32_t county, const Aidstat__V1__Batch *bm)
 {
     s_batch_t *b = calloc(1, sizeof *b);
@@ -778,7 +807,9 @@ static void s_on_batch(as_ingest_t *in, s_peer_t *p, uint32_t county, const Aids
      * id is malformed, never read (valid stays false) */
     if (!b || !(b->evs = malloc(k * sizeof *b->evs)) || !(b->valid = calloc(k, sizeof(bool))) ||
         !(b->res = calloc(k, sizeof *b->res)) || !(b->ids = calloc(k, sizeof *b->ids)) ||
-        !(b->id_len = calloc(k, sizeof *b->id_len))) {
+        !(b->id_len = calloc(k, sizeof *b->id_len)) ||
+        !(b->pk_off = malloc(k * sizeof *b->pk_off)) ||
+        !(b->pk_len = calloc(k, sizeof *b->pk_len))) {
         s_batch_free(b);
         AS_ERROR("ingest", "out of memory for a batch of %zu events; it stays unanswered", n);
         return;
@@ -816,6 +847,7 @@ static void s_on_batch(as_ingest_t *in, s_peer_t *p, uint32_t county, const Aids
                 r->code = 0; /* decided by the ledger */
                 b->valid[i] = true;
                 valid++;
+                s_prepack(b, i);
             }
         }
         if (r->code == AS_RESULT_REJECTED) {

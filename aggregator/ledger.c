@@ -1113,7 +1113,8 @@ static int s_spread_coarse(as_ledger_t *l)
 
 /* Appends ev to the log as seq. */
 static int s_log_put(as_ledger_t *l, uint64_t seq, uint8_t kind, const as_org_info_t *org,
-                     const as_event_t *ev, size_t *pb_off, size_t *pb_len)
+                     const as_event_t *ev, const uint8_t *pb, size_t pb_n, size_t *pb_off,
+                     size_t *pb_len)
 {
     /* packed once, straight into the group's copy for the listeners (header first, as the log
      * stores it); LMDB copies it into the log */
@@ -1135,7 +1136,11 @@ static int s_log_put(as_ledger_t *l, uint64_t seq, uint8_t kind, const as_org_in
     p[5] = org->level;
     s_be(p + 6, ev->county, 4);
     s_be(p + 10, l->group_ms, 8);
-    size_t n = as_event_pack(ev, p + LOG_HDR);
+    size_t n;
+    if (pb && pb_n <= AS_EVENT_PACKED_MAX) /* packed by the caller, flags as they are now */
+        memcpy(p + LOG_HDR, pb, n = pb_n);
+    else
+        n = as_event_pack(ev, p + LOG_HDR);
     uint8_t kb[8];
     s_be(kb, seq, 8);
     MDB_val k = {8, kb}, v = {LOG_HDR + n, p};
@@ -1162,6 +1167,13 @@ static void s_reject(as_apply_result_t *res, uint8_t why, const char *reason)
 
 int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res)
 {
+    return as_ledger_apply_packed(l, ev, NULL, 0, res);
+}
+
+int as_ledger_apply_packed(as_ledger_t *l, as_event_t *ev, const uint8_t *pk, size_t pk_len,
+                           as_apply_result_t *res)
+{
+    uint32_t flags0 = ev->flags;
     memset(res, 0, sizeof *res);
     if (!l->txn)
         return AS_E_STATE;
@@ -1226,7 +1238,9 @@ int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res)
         return AS_E_NOMEM;
     seq = l->last_seq + 1;
     size_t pb_off, pb_len;
-    if ((rc = s_log_put(l, seq, kind, &org, ev, &pb_off, &pb_len)) != 0)
+    if (ev->flags != flags0) /* the packed copy no longer says what the log must hold */
+        pk = NULL;
+    if ((rc = s_log_put(l, seq, kind, &org, ev, pk, pk_len, &pb_off, &pb_len)) != 0)
         return rc == ENOMEM ? AS_E_NOMEM : s_txn_err(l, "appending to the event log", rc);
     if (s_id_put(l, ev->id, seq, kind == AS_LOG_RETRACTION ? ST_RETRACTION : ST_LIVE) != 0)
         return AS_E_NOMEM;

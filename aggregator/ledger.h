@@ -123,6 +123,12 @@ int as_ledger_begin(as_ledger_t *l);
  * finally set). Returns 0 (see *res) or a negative error, after which the group must be aborted. */
 int as_ledger_apply(as_ledger_t *l, as_event_t *ev, as_apply_result_t *res);
 
+/* as_ledger_apply, given ev already packed (as_event_pack, pk_len bytes at pk) by a caller with
+ * CPU to spare: the log then copies those bytes instead of packing ev again, unless the ledger
+ * or its event hook changed ev's flags (then it packs). pk NULL: as as_ledger_apply. */
+int as_ledger_apply_packed(as_ledger_t *l, as_event_t *ev, const uint8_t *pk, size_t pk_len,
+                           as_apply_result_t *res);
+
 /* The packed events of the accepted results of the group begun last (see as_apply_result_t),
  * so that listeners publish the log's own bytes without packing each event again. Take the
  * pointer right after the group's commit: the ledger packs groups into two buffers in turn,

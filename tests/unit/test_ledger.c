@@ -277,6 +277,44 @@ static void test_pipelined_commits(void **state)
     mdb_txn_abort(txn);
 }
 
+/* An event packed by the caller goes to the log as given (here: packed with one field moved to
+ * the end, which as_event_pack would not do); when the ledger changes its flags (a correction
+ * whose target is missing), the ledger packs it again with the flag. */
+static void test_apply_packed(void **state)
+{
+    fx_t *f = *state;
+    as_event_t a, b;
+    s_event(f, &a, s_county(0), 1, 20250601);
+    s_event(f, &b, s_county(0), 2, 20250602);
+    b.has_correction = true;
+    memset(b.correction_of, 0x42, AS_ID_LEN); /* no such event */
+    uint8_t pa[AS_EVENT_PACKED_MAX + 8], pbk[AS_EVENT_PACKED_MAX];
+    size_t na = as_event_pack(&a, pa);
+    /* the same event with county_code (field 3) once more at the end: valid, not canonical */
+    pa[na++] = 3 << 3;
+    uint32_t c = a.county;
+    do {
+        pa[na++] = (uint8_t)(c >= 0x80 ? (c & 0x7f) | 0x80 : c);
+        c >>= 7;
+    } while (c);
+    size_t nb = as_event_pack(&b, pbk);
+    as_apply_result_t ra, rb;
+    assert_int_equal(as_ledger_begin(f->l), 0);
+    assert_int_equal(as_ledger_apply_packed(f->l, &a, pa, na, &ra), 0);
+    assert_int_equal(as_ledger_apply_packed(f->l, &b, pbk, nb, &rb), 0);
+    assert_int_equal(as_ledger_commit(f->l, NULL), 0);
+    const uint8_t *packed = as_ledger_packed(f->l);
+    assert_int_equal(ra.code, AS_RESULT_ACCEPTED);
+    assert_int_equal(ra.pb_len, na);
+    assert_memory_equal(packed + ra.pb_off, pa, na);
+    assert_int_equal(rb.code, AS_RESULT_ACCEPTED);
+    assert_true(b.flags & AS_FLAG_CORRECTION_TARGET_MISSING);
+    uint8_t want[AS_EVENT_PACKED_MAX];
+    size_t nw = as_event_pack(&b, want);
+    assert_int_equal(rb.pb_len, nw);
+    assert_memory_equal(packed + rb.pb_off, want, nw);
+}
+
 static void test_corrections(void **state)
 {
     fx_t *f = *state;
@@ -1230,6 +1268,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_map_growth_held, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_collectors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_commits, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_apply_packed, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_names, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_org_activities, s_setup, s_teardown),
     };

@@ -67,9 +67,9 @@ typedef struct s_batch_s {
 } s_batch_t;
 
 /* A group of batches committed in one transaction. Its life: pending → committing (the worker
- * applies and commits it, `running`) → syncing (committed, readers see it; its fsync runs on a
- * worker while the next group is applied) → finished on the loop in commit order: listeners,
- * then the results go back. */
+ * applies and commits it, `running`) → syncing (committed, readers see it; the fsync of its meta
+ * page runs on a worker while the next group is applied) → finished on the loop in commit
+ * order: listeners, then the results go back. */
 typedef struct s_group_s {
     uv_work_t work;
     uv_work_t sync_work;
@@ -180,7 +180,9 @@ struct as_ingest_s {
     s_group_t *running;               /* the commit on the worker thread, or NULL */
     s_group_t *sync_head, *sync_tail; /* committed groups not yet finished, in commit order */
     size_t nsyncing;
-    bool broken; /* an fsync failed: nothing more is committed or acknowledged */
+    bool broken;  /* an fsync failed: nothing more is committed or acknowledged */
+    int fatal_rc; /* why, to tell hooks.on_fatal (once, see s_go_on) */
+    bool fatal_told;
     bool stopping;
     void (*stop_done)(void *);
     void *stop_arg;
@@ -523,9 +525,18 @@ static void s_send_results(as_ingest_t *in, s_batch_t *b)
     free(pp);
 }
 
-/* What comes after a group has left the pipeline: the next commit, or the end of a stop. */
+/* What comes after a group has left the pipeline: the next commit, or the end of a stop (whose
+ * callback may free the ingest: callers return right after this). */
 static void s_go_on(as_ingest_t *in)
 {
+    if (in->broken && !in->fatal_told) {
+        /* last: the owner may stop, and a stop may free the ingest before the hook returns */
+        in->fatal_told = true;
+        if (in->hooks.on_fatal) {
+            in->hooks.on_fatal(in->hooks.arg, in->fatal_rc);
+            return;
+        }
+    }
     if (in->stopping && in->head)
         s_maybe_commit(in); /* what was received is committed and answered */
     else if (!in->stopping)
@@ -569,17 +580,35 @@ static void s_finish(as_ingest_t *in, s_group_t *g)
     }
     AS_DEBUG("ingest",
              "group of %zu events committed: %zu accepted, %zu duplicates, %zu rejected; "
-             "transaction %llu us (cpu %llu, commit %llu us, waited %llu us for the earlier "
-             "fsync), fsync %llu us, listeners %llu us",
+             "transaction %llu us (cpu %llu, commit %llu us: pages, their fsync, meta page), "
+             "meta fsync %llu us, listeners %llu us",
              g->events, g->info.accepted, g->info.duplicates, g->info.rejected,
              (unsigned long long)g->work_us, (unsigned long long)g->cpu_us,
-             (unsigned long long)g->info.commit_us, (unsigned long long)g->info.sync_wait_us,
-             (unsigned long long)g->sync_us, (unsigned long long)(s_now_us() - t0));
+             (unsigned long long)g->info.commit_us, (unsigned long long)g->sync_us,
+             (unsigned long long)(s_now_us() - t0));
     for (s_batch_t *b = g->head; b; b = b->next)
         s_send_results(in, b);
     /* the ledger's counts hold them now */
     for (s_batch_t *b = g->head; b; b = b->next)
         in->peers[b->peer].rejected_extra -= b->pre_rejected;
+}
+
+/* The ledger's fsync failed (rc): g and every group after it stay unanswered and the
+ * aggregator stops. The group may be in the ledger (readers see it) but not on disk, and a disk
+ * that failed an fsync may have dropped pages silently: acknowledging anything more, even as
+ * duplicates, could confirm events that are not stored. */
+static void s_fail(as_ingest_t *in, s_group_t *g, int rc)
+{
+    in->st.commit_failures++;
+    if (in->broken)
+        return;
+    in->broken = true;
+    AS_ERROR("ingest",
+             "the ledger's fsync failed (%s): the group of %zu events is not acknowledged and "
+             "the aggregator stops; check the disk, then restart it (the collectors keep and "
+             "resend everything unacknowledged)",
+             as_strerror(rc), g->events);
+    in->fatal_rc = rc;
 }
 
 /* Finishes the syncing groups from the oldest, as long as their fsync is over. */
@@ -591,22 +620,10 @@ static void s_finish_synced(as_ingest_t *in)
         if (!in->sync_head)
             in->sync_tail = NULL;
         in->nsyncing--;
-        if (g->sync_rc == 0 && !in->broken) {
+        if (g->sync_rc == 0 && !in->broken)
             s_finish(in, g);
-        } else if (!in->broken) {
-            /* The group is in the ledger (readers see it) but perhaps not on disk, and a disk
-             * that failed an fsync may have dropped pages silently: acknowledging anything more,
-             * even as duplicates, could confirm events that are not stored. */
-            in->broken = true;
-            in->st.commit_failures++;
-            AS_ERROR("ingest",
-                     "the ledger's fsync failed (%s): the group of %zu events is not "
-                     "acknowledged and the aggregator stops; check the disk, then restart it "
-                     "(the collectors keep and resend everything unacknowledged)",
-                     as_strerror(g->sync_rc), g->events);
-            if (in->hooks.on_fatal)
-                in->hooks.on_fatal(in->hooks.arg, g->sync_rc);
-        }
+        else
+            s_fail(in, g, g->sync_rc ? g->sync_rc : AS_E_DB);
         s_group_free(g);
     }
 }
@@ -655,6 +672,9 @@ static void s_commit_done(uv_work_t *w, int status)
             g->synced = true;
             s_finish_synced(in);
         }
+    } else if (as_ledger_failed(in->ledger)) {
+        s_fail(in, g, g->rc ? g->rc : AS_E_DB);
+        s_group_free(g);
     } else {
         in->st.commit_failures++;
         for (size_t i = 0; i < g->nstates; i++)

@@ -310,9 +310,13 @@ struct as_ledger_s {
     uint8_t *packed, *packed_buf[2];
     size_t packed_n, packed_cap, packed_caps[2];
     int packed_i;
-    /* Durability (see as_ledger_sync): the environment never fsyncs inside mdb_txn_commit; group
-     * commits count up in `commits`, and `synced` is the count known to be on disk. */
+    /* Durability (see as_ledger_sync): mdb_txn_commit syncs a group's pages but not its meta
+     * page; group commits count up in `commits`, `synced` is the count whose meta page is known
+     * to be on disk. */
     _Atomic uint64_t commits, synced;
+    /* an fsync of the ledger failed: Linux reports a writeback error to one fsync caller only and
+     * may drop the pages, so from then on nothing is reported durable (as_ledger_failed) */
+    atomic_bool io_failed;
     s_coll_delta_t *colls; /* this group's collectors */
     size_t ncolls, capcolls;
     int source; /* index into colls, -1 for none */
@@ -418,11 +422,11 @@ as_ledger_t *as_ledger_new(const char *dir, const as_ledger_opts_t *opts, int *e
     if ((rc = mdb_env_set_mapsize(l->env, l->mapsize)) != 0)
         goto fail;
     /* MDB_NOTLS: read transactions are not tied to threads, so a reader may run on the thread
-     * that holds the write transaction (the daemon's one loop thread). MDB_NOSYNC: commits
-     * write their pages and meta page without fsync; durability comes from as_ledger_sync,
-     * which every commit path calls (see there), so that a group's fsync can overlap the next
-     * group's work. */
-    if ((rc = mdb_env_open(l->env, dir, MDB_NOTLS | MDB_NOSYNC, 0640)) != 0)
+     * that holds the write transaction (the daemon's one loop thread). MDB_NOMETASYNC: a commit
+     * syncs its pages before it writes its meta page, but does not sync the meta page; that
+     * second fsync comes from as_ledger_sync (see there), on another thread in a pipeline. */
+    if ((rc = mdb_env_open(l->env, dir, MDB_NOTLS | (l->no_sync ? MDB_NOSYNC : MDB_NOMETASYNC),
+                           0640)) != 0)
         goto fail;
     mdb_env_set_userctx(l->env, l);
     MDB_envinfo info;
@@ -1823,21 +1827,15 @@ static int s_commit(as_ledger_t *l, as_commit_info_t *info)
     if (l->last_seq != l->committed_seq &&
         (rc = s_meta_put(l->txn, l->db_meta, "last_seq", l->last_seq)) != 0)
         goto fail;
-    uint64_t t0 = s_now_us();
-    /* the earlier group's fsync (running on another thread in a pipeline) must be over before
-     * this commit writes its meta page; usually it is */
-    if (atomic_load(&l->synced) < atomic_load(&l->commits) && as_ledger_sync(l) != 0) {
-        AS_ERROR("ledger", "the group is abandoned: the earlier commit could not be made "
-                           "durable; nothing of it is acknowledged");
-        as_ledger_abort(l);
-        return AS_E_DB;
-    }
     uint64_t t1 = s_now_us();
-    l->info.sync_wait_us = t1 - t0;
     rc = mdb_txn_commit(l->txn);
     l->txn = NULL;
     if (rc) {
         what = "committing a group";
+        if (rc == EIO) {
+            atomic_store(&l->io_failed, true);
+            what = "committing a group (the ledger's fsync)";
+        }
         goto fail;
     }
     l->info.commit_no = atomic_fetch_add(&l->commits, 1) + 1;
@@ -1876,25 +1874,25 @@ int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info)
     return rc;
 }
 
-/* Why commits do not fsync themselves: LMDB's durable commit writes the pages, fsyncs, writes
- * the meta page and fsyncs again, all while it holds the one write lock, so the writer thread
- * waits for the disk in every group. Here the environment is MDB_NOSYNC and the fsync of group
- * N runs on another thread while group N+1 is applied; safe because
- *  - a commit's meta page is written only after the commit before it is durable (s_commit
- *    waits for that), so the disk never holds a meta page whose predecessor's pages are missing,
- *    and the page it overwrites (the other meta slot) belongs to a durable commit;
- *  - LMDB never writes into the pages of the two newest snapshots, so group N+1's page writes
- *    cannot damage group N or N-1 while N's fsync runs;
- *  - nobody acknowledges group N before as_ledger_sync returned 0 after its commit.
- * A process crash loses nothing written (the pages are in the page cache); a system crash loses
- * at most the groups not yet synced, which were not acknowledged. */
+/* Why a commit does not sync its meta page: LMDB's durable commit writes the group's pages,
+ * fsyncs, writes the meta page and fsyncs again, all while it holds the one write lock. With
+ * MDB_NOMETASYNC it does the first three only, which keeps the order that makes a crash safe
+ * (a meta page reaches the disk only after the pages it points to): after a system crash the
+ * ledger is intact and at worst misses its newest group (LMDB's own guarantee for this flag).
+ * The second fsync — making that newest meta page durable — runs here, on another thread while
+ * the next group is applied; nobody acknowledges a group before it returned 0 after the
+ * group's commit. A process crash loses nothing written (the pages are in the page cache). */
 int as_ledger_sync(as_ledger_t *l)
 {
     uint64_t target = atomic_load(&l->commits);
+    if (atomic_load(&l->io_failed))
+        return AS_E_DB;
     if (atomic_load(&l->synced) >= target)
         return 0;
     if (!l->no_sync) {
         int rc = mdb_env_sync(l->env, 1);
+        if (rc)
+            atomic_store(&l->io_failed, true);
         if (rc) {
             AS_ERROR("ledger",
                      "fsync of the ledger failed: %s; the commits since the last durable one are "
@@ -1909,6 +1907,11 @@ int as_ledger_sync(as_ledger_t *l)
     return 0;
 }
 
+bool as_ledger_failed(as_ledger_t *l)
+{
+    return atomic_load(&l->io_failed);
+}
+
 bool as_ledger_durable(as_ledger_t *l, uint64_t commit_no)
 {
     return atomic_load(&l->synced) >= commit_no;
@@ -1917,14 +1920,14 @@ bool as_ledger_durable(as_ledger_t *l, uint64_t commit_no)
 int as_ledger_txn_commit(MDB_txn *txn)
 {
     as_ledger_t *l = mdb_env_get_userctx(mdb_txn_env(txn));
-    if (l && as_ledger_sync(l) != 0) {
-        mdb_txn_abort(txn);
-        return EIO;
-    }
     int rc = mdb_txn_commit(txn);
-    if (rc)
+    if (rc) {
+        if (rc == EIO && l)
+            atomic_store(&l->io_failed, true);
         return rc;
+    }
     if (l && !l->no_sync && mdb_env_sync(l->env, 1) != 0) {
+        atomic_store(&l->io_failed, true);
         AS_ERROR("ledger", "fsync of the ledger failed after a transaction; it may not be "
                            "durable");
         return EIO;

@@ -153,13 +153,12 @@ typedef struct {
     uint64_t first_seq; /* first sequence accepted in this group, 0 if none */
     uint64_t last_seq;  /* newest sequence in the log after the commit */
     size_t accepted, duplicates, rejected;
-    uint64_t commit_us;    /* writing the pages (mdb_txn_commit), and the fsync for
-                              as_ledger_commit */
-    uint64_t sync_wait_us; /* waiting for the earlier group's fsync before committing */
-    uint64_t commit_no;    /* this group's number among the commits since the ledger opened */
-    uint64_t group_us;     /* the whole transaction, begin to durable commit; set by the caller
-                              that times it (ingest), else 0 */
-    uint64_t commit_ms;    /* the Unix ms logged with this group's events (as_log_entry_t) */
+    uint64_t commit_us; /* mdb_txn_commit: the pages, their fsync, the meta page (and the
+                           meta page's fsync for as_ledger_commit) */
+    uint64_t commit_no; /* this group's number among the commits since the ledger opened */
+    uint64_t group_us;  /* the whole transaction, begin to durable commit; set by the caller
+                           that times it (ingest), else 0 */
+    uint64_t commit_ms; /* the Unix ms logged with this group's events (as_log_entry_t) */
 } as_commit_info_t;
 
 /* Writes the summed deltas and commits durably. Only after this returns 0 may results be
@@ -169,20 +168,26 @@ typedef struct {
 int as_ledger_commit(as_ledger_t *l, as_commit_info_t *info);
 
 /* The pipelined commit: as as_ledger_commit, but returns once the group is committed (readers
- * see it) without waiting for the disk; the next group may begin at once. Acknowledge its
- * events only after an as_ledger_sync that began after this returned has returned 0. */
+ * see it; its pages are on disk) without syncing its meta page; the next group may begin at
+ * once. Acknowledge its events only after an as_ledger_sync that began after this returned has
+ * returned 0. */
 int as_ledger_commit_nosync(as_ledger_t *l, as_commit_info_t *info);
 
-/* Makes every group committed so far durable (fdatasync). Safe from any thread, also while the
- * next group is being applied; the next commit waits for it. 0 or AS_E_DB (the disk failed:
- * those groups must not be acknowledged). */
+/* Makes every group committed so far durable (fdatasync: their meta page). Safe from any
+ * thread, also while the next group is being applied. 0 or AS_E_DB (the disk failed: those
+ * groups must not be acknowledged). */
 int as_ledger_sync(as_ledger_t *l);
+
+/* True once an fsync of the ledger failed (in a commit or as_ledger_sync): nothing committed
+ * since its last successful sync may be on disk, and none of it must be acknowledged; the
+ * owner should stop. as_ledger_sync fails from then on. */
+bool as_ledger_failed(as_ledger_t *l);
 
 /* True when the group numbered commit_no (as_commit_info_t) is known to be durable. */
 bool as_ledger_durable(as_ledger_t *l, uint64_t commit_no);
 
 /* mdb_txn_commit for other write transactions in the ledger's environment (registry, archive,
- * report, review): durable on return 0, as the environment itself does not fsync. Works on
+ * report, review): durable on return 0 (the environment does not sync meta pages). Works on
  * transactions of any environment (plain mdb_txn_commit elsewhere). Returns an LMDB code or
  * errno; the transaction is gone either way. */
 int as_ledger_txn_commit(MDB_txn *txn);

@@ -42,7 +42,7 @@ def test(c):
     assert agg.proc.returncode == 1, f"exit status {agg.proc.returncode}, want 1"
     with open(os.path.join(c.dir, "aggregator.log"), errors="replace") as f:
         log = f.read()
-    assert "fsync of the ledger failed" in log, "no log line for the failed fsync"
+    assert "the ledger's fsync failed" in log, "no log line for the failed fsync"
     assert "exit status 1" in log
     # nothing of b.csv was acknowledged: the collector still holds all of it
     wait_for(lambda: os.path.exists(os.path.join(c.done(COUNTY), "b.csv")), 60, "b.csv taken")

@@ -207,6 +207,20 @@ class Cluster:
     def status_json(self):
         return json.loads(self.cli("status", "--format", "json").stdout)
 
+    def assert_exactly_once(self, rows, year, by=("county", "month"), timeout=180):
+        """Waits until the totals by by[0] equal those computed from rows (their live events),
+        then until every outbox is empty; then the totals by every dimension in by, and an event
+        log holding each live event once."""
+        live = live_rows(rows)
+        exp = expected_totals(live, year, by[0])
+        wait_for(lambda: assert_totals_equal(self.query_json(year, by[0]), exp, by[0]) or True,
+                 timeout, f"totals by {by[0]}")
+        self.wait_drained()
+        for b in by[1:]:
+            assert_totals_equal(self.query_json(year, b), expected_totals(live, year, b), b)
+        seq = self.status_json()["ledger_seq"]
+        assert seq == len(live), f"event log holds {seq}, expected {len(live)}"
+
     def close(self, keep_on_failure=False):
         for c in self.collectors.values():
             if c.alive():

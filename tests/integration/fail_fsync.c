@@ -28,22 +28,23 @@ static int s_should_fail(int fd)
     return (size_t)n >= sl && strcmp(path + n - sl, suffix) == 0;
 }
 
-int fdatasync(int fd)
+/* The real function name, or EIO when fd's syncs are to fail. */
+static int s_sync(const char *name, int fd)
 {
     if (s_should_fail(fd)) {
         errno = EIO;
         return -1;
     }
-    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fdatasync");
+    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, name);
     return real ? real(fd) : -1;
+}
+
+int fdatasync(int fd)
+{
+    return s_sync("fdatasync", fd);
 }
 
 int fsync(int fd)
 {
-    if (s_should_fail(fd)) {
-        errno = EIO;
-        return -1;
-    }
-    int (*real)(int) = (int (*)(int))dlsym(RTLD_NEXT, "fsync");
-    return real ? real(fd) : -1;
+    return s_sync("fsync", fd);
 }

@@ -1780,7 +1780,7 @@ static int s_flush_collectors(as_ledger_t *l)
     return 0;
 }
 
-/* Writes the group and commits it without fsync, after making every earlier commit durable
+/* Writes the group and commits it: its pages synced, its meta page written but not synced
  * (as_ledger_sync explains why). */
 static int s_commit(as_ledger_t *l, as_commit_info_t *info)
 {
@@ -1891,9 +1891,8 @@ int as_ledger_sync(as_ledger_t *l)
         return 0;
     if (!l->no_sync) {
         int rc = mdb_env_sync(l->env, 1);
-        if (rc)
-            atomic_store(&l->io_failed, true);
         if (rc) {
+            atomic_store(&l->io_failed, true);
             AS_ERROR("ledger",
                      "fsync of the ledger failed: %s; the commits since the last durable one are "
                      "not acknowledged",

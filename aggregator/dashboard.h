@@ -1,5 +1,6 @@
 /* dashboard: the provincial dashboard, one HTML page (inline CSS and JavaScript, in Chinese)
- * carried in the binary and served at "/"; it fetches the /api endpoints and follows /api/stream. */
+ * carried in the binary and served at "/"; it fetches the /api endpoints and follows /api/stream.
+ */
 #ifndef AS_DASHBOARD_H
 #define AS_DASHBOARD_H
 

@@ -47,14 +47,15 @@ static int s_cmp(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* ---- events ----------------------------------------------------------------------------------- */
+/* ---- events -----------------------------------------------------------------------------------
+ */
 
 typedef struct {
     as_event_t *evs;
     size_t n, cap;
 } s_pool_t;
 
-static s_pool_t *s_pools;  /* one per county when --realistic */
+static s_pool_t *s_pools; /* one per county when --realistic */
 static uint32_t *s_counties;
 static size_t s_ncounties;
 
@@ -289,8 +290,8 @@ int main(int argc, char **argv)
         s_send_msg(sock, &m);
     }
 
-    size_t nbatches = events > 0 ? (size_t)((events + batch - 1) / batch)
-                                 : (size_t)(rate * seconds / batch) + 1;
+    size_t nbatches =
+        events > 0 ? (size_t)((events + batch - 1) / batch) : (size_t)(rate * seconds / batch) + 1;
     double limit = events > 0 ? 1e9 : seconds + 30; /* --events: until all are acknowledged */
     double *sent_at = calloc(nbatches + 1, sizeof *sent_at);
     double *lat = calloc(nbatches + 1, sizeof *lat);

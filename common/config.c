@@ -48,8 +48,7 @@ static int s_set(const as_cfg_entry_t *e, void *target, const char *value, const
                  !strcmp(value, "off"))
             b = false;
         else {
-            snprintf(err, errlen, "%s: '%s' wants true or false, not '%s'", where, e->name,
-                     value);
+            snprintf(err, errlen, "%s: '%s' wants true or false, not '%s'", where, e->name, value);
             return AS_E_INVALID;
         }
         memcpy(field, &b, sizeof b);
@@ -118,7 +117,9 @@ void as_config_usage(FILE *f, const char *synopsis, const as_cfg_entry_t *table)
     for (const as_cfg_entry_t *e = table; e->name; e++) {
         char flag[64];
         snprintf(flag, sizeof flag, "--%s%s", e->name,
-                 e->type == AS_CFG_BOOL ? "" : e->type == AS_CFG_INT ? " N" : " VALUE");
+                 e->type == AS_CFG_BOOL  ? ""
+                 : e->type == AS_CFG_INT ? " N"
+                                         : " VALUE");
         fprintf(f, "  %-24s %s", flag, e->help);
         if (e->def && *e->def)
             fprintf(f, " (default: %s)", e->def);

@@ -6,13 +6,13 @@
 #include <zmq.h>
 
 struct as_zpoll_s {
-    uv_poll_t poll;      /* readiness of ZMQ_FD */
+    uv_poll_t poll;       /* readiness of ZMQ_FD */
     uv_prepare_t prepare; /* re-check ZMQ_EVENTS before the loop blocks */
-    void *sock;          /* borrowed ZeroMQ socket */
+    void *sock;           /* borrowed ZeroMQ socket */
     as_zpoll_cb cb;
     void *arg;
-    int open_handles;    /* freed when both handles are closed */
-    int in_drain;        /* guards against re-entry from a callback that sends */
+    int open_handles; /* freed when both handles are closed */
+    int in_drain;     /* guards against re-entry from a callback that sends */
 };
 
 static void s_drain(as_zpoll_t *zp)
@@ -44,8 +44,7 @@ static void s_prepare_cb(uv_prepare_t *h)
     s_drain(h->data);
 }
 
-as_zpoll_t *as_zpoll_new(uv_loop_t *loop, void *sock, as_zpoll_cb on_readable, void *arg,
-                         int *err)
+as_zpoll_t *as_zpoll_new(uv_loop_t *loop, void *sock, as_zpoll_cb on_readable, void *arg, int *err)
 {
     int fd = -1;
     size_t len = sizeof fd;

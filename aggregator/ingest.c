@@ -530,11 +530,12 @@ static void s_send_results(as_ingest_t *in, s_batch_t *b)
 static void s_go_on(as_ingest_t *in)
 {
     if (in->broken && !in->fatal_told) {
-        /* last: the owner may stop, and a stop may free the ingest before the hook returns */
         in->fatal_told = true;
         if (in->hooks.on_fatal) {
+            bool was_stopping = in->stopping;
             in->hooks.on_fatal(in->hooks.arg, in->fatal_rc);
-            return;
+            if (!was_stopping)
+                return; /* the owner's stop may have freed the ingest before the hook returned */
         }
     }
     if (in->stopping && in->head)

@@ -47,7 +47,8 @@ typedef struct {
      * are logged and counted but not acknowledged. */
     int (*on_nil)(void *arg, uint32_t county, uint32_t year, uint32_t month);
     /* The ledger could not be made durable (an fsync failed, rc): the ingest commits and
-     * acknowledges nothing more; the owner should stop. */
+     * acknowledges nothing more; the owner should stop (as_ingest_stop, which may finish and
+     * free the ingest inside this call; when the ingest is already stopping, it must not). */
     void (*on_fatal)(void *arg, int rc);
     void *arg;
 } as_ingest_hooks_t;

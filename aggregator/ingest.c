@@ -179,7 +179,6 @@ struct as_ingest_s {
     size_t pending_events;
     s_group_t *running;               /* the commit on the worker thread, or NULL */
     s_group_t *sync_head, *sync_tail; /* committed groups not yet finished, in commit order */
-    size_t nsyncing;
     bool broken;  /* an fsync failed: nothing more is committed or acknowledged */
     int fatal_rc; /* why, to tell hooks.on_fatal (once, see s_go_on) */
     bool fatal_told;
@@ -408,7 +407,7 @@ static void s_maybe_commit(as_ingest_t *in)
 {
     /* one group on the worker, at most one more committed and waiting for its fsync (the ledger
      * keeps two groups' packed events, see as_ledger_packed) */
-    if (in->running || in->nsyncing >= 2 || in->broken)
+    if (in->running || (in->sync_head && in->sync_head->next) || in->broken)
         return;
     bool dirty = false;
     for (size_t i = 0; i < in->npeers && !dirty; i++)
@@ -538,9 +537,7 @@ static void s_go_on(as_ingest_t *in)
                 return; /* the owner's stop may have freed the ingest before the hook returned */
         }
     }
-    if (in->stopping && in->head)
-        s_maybe_commit(in); /* what was received is committed and answered */
-    else if (!in->stopping)
+    if (!in->stopping || in->head) /* a stop commits and answers what was received */
         s_maybe_commit(in);
     if (in->stopping && !in->running && !in->sync_head && in->stop_done) {
         void (*done)(void *) = in->stop_done;
@@ -620,7 +617,6 @@ static void s_finish_synced(as_ingest_t *in)
         in->sync_head = g->next;
         if (!in->sync_head)
             in->sync_tail = NULL;
-        in->nsyncing--;
         if (g->sync_rc == 0 && !in->broken)
             s_finish(in, g);
         else
@@ -664,7 +660,6 @@ static void s_commit_done(uv_work_t *w, int status)
         else
             in->sync_head = g;
         in->sync_tail = g;
-        in->nsyncing++;
         int rc = uv_queue_work(in->loop, &g->sync_work, s_sync_work, s_sync_done);
         if (rc) {
             AS_WARN("ingest", "cannot hand the fsync to a worker (%s); syncing on the loop",

@@ -290,13 +290,10 @@ static void s_flag_list(as_jtext_t *o, uint32_t flags)
 int as_monitor_flag_json(const as_log_entry_t *e, as_jtext_t *o)
 {
     const as_event_t *ev = &e->ev;
-    char idhex[33], date[11];
+    char idhex[33], date[16];
     as_id_to_hex(ev->id, idhex);
-    uint32_t y = ev->date / 10000 % 10000, mo = ev->date / 100 % 100, d = ev->date % 100;
-    date[0] = (char)('0' + y / 1000), date[1] = (char)('0' + y / 100 % 10);
-    date[2] = (char)('0' + y / 10 % 10), date[3] = (char)('0' + y % 10), date[4] = '-';
-    date[5] = (char)('0' + mo / 10 % 10), date[6] = (char)('0' + mo % 10), date[7] = '-';
-    date[8] = (char)('0' + d / 10 % 10), date[9] = (char)('0' + d % 10), date[10] = 0;
+    snprintf(date, sizeof date, "%04u-%02u-%02u", ev->date / 10000, ev->date / 100 % 100,
+             ev->date % 100);
     const as_division_t *div = as_division_find(ev->county);
     const char *cname = div ? div->name : "";
     bool text_ok = as_jtext_valid(ev->event_id) && as_jtext_valid(cname) &&

@@ -85,6 +85,20 @@ enum {
 #define VORG_REC  36 /* stored: the same without sup; value (sup2, live events u32) per scope */
 #define ID_VAL    9
 
+static void s_be(uint8_t *p, uint64_t v, int n)
+{
+    for (int i = n - 1; i >= 0; i--, v >>= 8)
+        p[i] = (uint8_t)v;
+}
+
+static uint64_t s_get_be(const uint8_t *p, int n)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
 /* ---- a small hash table with fixed-size keys and values -------------------------------------- */
 
 /* The entries (key, value) lie back to back in insertion order; an open-addressing index of
@@ -103,7 +117,15 @@ typedef struct {
     uint8_t *ents;          /* ecap * esz */
     uint64_t *hash;         /* ecap: each entry's hash (to grow the index without rehashing) */
     uint32_t *order;        /* ecap: entry numbers, insertion order until s_map_sort */
+    struct s_sortent *sbuf; /* 2 * ecap: s_map_sort's working space */
 } s_map_t;
+
+/* An entry being sorted: its key's first 16 bytes as two big-endian numbers beside its number,
+ * so that most comparisons are integer comparisons that do not touch the entry. */
+typedef struct s_sortent {
+    uint64_t pre[2];
+    uint32_t e;
+} s_sortent_t;
 
 static int s_map_init(s_map_t *m, size_t klen, size_t vlen)
 {
@@ -118,7 +140,8 @@ static int s_map_init(s_map_t *m, size_t klen, size_t vlen)
     m->ents = malloc(m->ecap * m->esz);
     m->hash = malloc(m->ecap * sizeof *m->hash);
     m->order = malloc(m->ecap * sizeof *m->order);
-    return m->idx && m->tag && m->ents && m->hash && m->order ? 0 : AS_E_NOMEM;
+    m->sbuf = malloc(2 * m->ecap * sizeof *m->sbuf);
+    return m->idx && m->tag && m->ents && m->hash && m->order && m->sbuf ? 0 : AS_E_NOMEM;
 }
 
 static void s_map_free(s_map_t *m)
@@ -128,6 +151,7 @@ static void s_map_free(s_map_t *m)
     free(m->ents);
     free(m->hash);
     free(m->order);
+    free(m->sbuf);
     memset(m, 0, sizeof *m);
 }
 
@@ -211,6 +235,10 @@ static int s_map_grow_entries(s_map_t *m)
     if (!order)
         return AS_E_NOMEM;
     m->order = order;
+    s_sortent_t *sbuf = realloc(m->sbuf, 2 * ecap * sizeof *sbuf);
+    if (!sbuf)
+        return AS_E_NOMEM;
+    m->sbuf = sbuf;
     m->ecap = ecap;
     return 0;
 }
@@ -262,17 +290,60 @@ static void s_map_clear(s_map_t *m)
     m->n = 0;
 }
 
-static int s_cmp_slot(const void *a, const void *b, void *m)
+/* Whether entry a's key sorts before b's: the prefixes, then the bytes after them. */
+static inline bool s_sort_less(const s_map_t *m, const s_sortent_t *a, const s_sortent_t *b)
 {
-    return memcmp(s_map_key(m, *(const uint32_t *)a), s_map_key(m, *(const uint32_t *)b),
-                  ((const s_map_t *)m)->klen);
+    if (a->pre[0] != b->pre[0])
+        return a->pre[0] < b->pre[0];
+    if (a->pre[1] != b->pre[1])
+        return a->pre[1] < b->pre[1];
+    return m->klen > 16 &&
+           memcmp(s_map_key(m, a->e) + 16, s_map_key(m, b->e) + 16, m->klen - 16) < 0;
 }
 
-/* Sorts the iteration order by key, so the commit writes each B-tree in order. (The map is the
- * comparison's argument, not a global: two ledgers may commit in two threads.) */
+/* Sorts the iteration order by key, so the commit writes each B-tree in order (LMDB then finds
+ * most keys on the page its cursor is already on): a merge sort of (prefix, entry) pairs, bottom
+ * up from runs of 16 sorted by insertion. (qsort_r, an indirect call and a memcmp per comparison
+ * on keys scattered over the entries, took ≈ 8 % of the writer's time.) */
 static void s_map_sort(s_map_t *m)
 {
-    qsort_r(m->order, m->n, sizeof *m->order, s_cmp_slot, m);
+    enum { RUN = 16 };
+    size_t n = m->n;
+    s_sortent_t *a = m->sbuf, *b = m->sbuf + m->ecap;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t pre[16] = {0};
+        memcpy(pre, s_map_key(m, (uint32_t)i), m->klen < 16 ? m->klen : 16);
+        a[i].pre[0] = s_get_be(pre, 8);
+        a[i].pre[1] = s_get_be(pre + 8, 8);
+        a[i].e = (uint32_t)i;
+    }
+    for (size_t lo = 0; lo < n; lo += RUN) {
+        size_t hi = lo + RUN < n ? lo + RUN : n;
+        for (size_t i = lo + 1; i < hi; i++) {
+            s_sortent_t x = a[i];
+            size_t j = i;
+            for (; j > lo && s_sort_less(m, &x, &a[j - 1]); j--)
+                a[j] = a[j - 1];
+            a[j] = x;
+        }
+    }
+    for (size_t w = RUN; w < n; w *= 2) {
+        for (size_t lo = 0; lo < n; lo += 2 * w) {
+            size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+            size_t i = lo, j = mid, o = lo;
+            while (i < mid && j < hi)
+                b[o++] = s_sort_less(m, &a[j], &a[i]) ? a[j++] : a[i++];
+            while (i < mid)
+                b[o++] = a[i++];
+            while (j < hi)
+                b[o++] = a[j++];
+        }
+        s_sortent_t *t = a;
+        a = b;
+        b = t;
+    }
+    for (size_t i = 0; i < n; i++)
+        m->order[i] = a[i].e;
 }
 
 /* ---- the ledger --------------------------------------------------------------------------- */
@@ -335,20 +406,6 @@ static int s_db(const char *what, int rc)
 {
     AS_ERROR("ledger", "%s failed: %s", what, mdb_strerror(rc));
     return AS_E_DB;
-}
-
-static void s_be(uint8_t *p, uint64_t v, int n)
-{
-    for (int i = n - 1; i >= 0; i--, v >>= 8)
-        p[i] = (uint8_t)v;
-}
-
-static uint64_t s_get_be(const uint8_t *p, int n)
-{
-    uint64_t v = 0;
-    for (int i = 0; i < n; i++)
-        v = v << 8 | p[i];
-    return v;
 }
 
 static uint64_t s_now_ms(void)

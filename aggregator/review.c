@@ -412,8 +412,9 @@ static int s_cross_county_put(as_review_t *r, MDB_txn *txn, const as_event_t *ev
             continue;
         if (!*hit)
             rc = s_other_county(c, kb, p, ev->county, hit);
-        if (!rc) {
-            s_xkey(kb, kinds[i], &f, f.county, seq);
+        if (!rc) { /* the same prefix: only the county and seq after it differ */
+            s_put_be(kb + p, f.county, 3);
+            s_put_be(kb + p + 3, seq, 8);
             MDB_val k = {p + 11, kb}, v = {0, NULL};
             rc = mdb_cursor_put(c, &k, &v, 0);
         }

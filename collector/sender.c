@@ -19,6 +19,7 @@
 #define MAX_MSG_BYTES    (16 << 20) /* largest answer we accept */
 #define RECV_BUDGET      256        /* messages per readable callback */
 #define HELLO_RETRY_MS   100        /* tick while not welcomed */
+#define HOLD_MAX         64         /* batch results settled in one outbox transaction */
 
 /* One batch (or one nil report) sent and not yet answered. */
 typedef struct {
@@ -52,6 +53,10 @@ struct as_sender_s {
     as_sender_reject_cb reject_cb;
     void *reject_arg;
     as_sender_stats_t st;
+    /* batch results read in one pass over the socket, settled together (one outbox commit, one
+     * fsync, instead of one per batch); empty outside s_on_readable */
+    Aidstat__V1__IngestMessage *held[HOLD_MAX];
+    size_t nheld;
 };
 
 /* ---- socket --------------------------------------------------------------------------------- */
@@ -442,11 +447,23 @@ static void s_fill(as_sender_t *s)
 
 /* ---- answers -------------------------------------------------------------------------------- */
 
-static void s_on_batch_result(as_sender_t *s, const Aidstat__V1__BatchResult *r)
+/* What one batch result settles, checked against its flight before anything is written. */
+typedef struct {
+    s_flight_t *f; /* NULL: the answer is ignored (logged) */
+    const Aidstat__V1__BatchResult *r;
+    size_t k, dup, rej, undecided;
+} s_answer_t;
+
+/* Finds r's flight and checks r against it; appends what it settles to st (room for f->n). A
+ * flight already answered by an earlier result of the same pass (`taken`) counts as gone. */
+static void s_answer_check(as_sender_t *s, const Aidstat__V1__BatchResult *r, s_answer_t *a,
+                           const bool *taken, as_outbox_settle_t *st)
 {
+    memset(a, 0, sizeof *a);
+    a->r = r;
     s_flight_t *f = NULL;
     for (size_t i = 0; i < s->window && !f; i++)
-        if (s->flights[i].used && s->flights[i].batch_seq == r->seq && r->seq)
+        if (s->flights[i].used && s->flights[i].batch_seq == r->seq && r->seq && !taken[i])
             f = &s->flights[i];
     if (!f) {
         AS_DEBUG("sender", "answer to batch %llu, which is no longer in flight; ignored",
@@ -460,10 +477,6 @@ static void s_on_batch_result(as_sender_t *s, const Aidstat__V1__BatchResult *r)
                 (unsigned long long)r->seq, r->n_results, f->n);
         return;
     }
-    as_outbox_settle_t *st = calloc(f->n, sizeof *st);
-    if (!st)
-        return;
-    size_t k = 0, undecided = 0, dup = 0, rej = 0;
     for (size_t i = 0; i < f->n; i++) {
         const Aidstat__V1__EventResult *er = r->results[i];
         if (er->id.len != 16 || memcmp(er->id.data, f->ids[i], 16) != 0) {
@@ -471,33 +484,39 @@ static void s_on_batch_result(as_sender_t *s, const Aidstat__V1__BatchResult *r)
                     "answer to batch %llu names another event at position %zu; "
                     "ignored, the batch will be resent",
                     (unsigned long long)r->seq, i);
-            free(st);
+            a->k = 0;
             return;
         }
         switch (er->code) {
         case AIDSTAT__V1__RESULT_CODE__RESULT_DUPLICATE:
-            dup++;
+            a->dup++;
             /* fall through */
         case AIDSTAT__V1__RESULT_CODE__RESULT_ACCEPTED:
-            st[k++] = (as_outbox_settle_t){f->items[i].seq, false, 0, NULL};
+            st[a->k++] = (as_outbox_settle_t){f->items[i].seq, false, 0, NULL};
             break;
         case AIDSTAT__V1__RESULT_CODE__RESULT_REJECTED:
-            rej++;
-            st[k++] = (as_outbox_settle_t){f->items[i].seq, true, (uint8_t)er->reject, er->reason};
+            a->rej++;
+            st[a->k++] =
+                (as_outbox_settle_t){f->items[i].seq, true, (uint8_t)er->reject, er->reason};
             break;
         default:
-            undecided++;
+            a->undecided++;
         }
     }
-    int rc = as_outbox_settle(s->ob, st, k);
-    free(st);
-    if (rc != 0)
-        return; /* logged; the batch stays in flight and is resent */
+    a->f = f;
+}
+
+/* After the outbox has settled a's events: counts, rejected events to the callback, and the
+ * flight freed unless some of its events had no result. */
+static void s_answer_done(as_sender_t *s, const s_answer_t *a)
+{
+    s_flight_t *f = a->f;
+    const Aidstat__V1__BatchResult *r = a->r;
     s->st.batches++;
-    s->st.acked += k - rej;
-    s->st.duplicate += dup;
-    s->st.rejected += rej;
-    if (rej && s->reject_cb) {
+    s->st.acked += a->k - a->rej;
+    s->st.duplicate += a->dup;
+    s->st.rejected += a->rej;
+    if (a->rej && s->reject_cb) {
         for (size_t i = 0; i < f->n; i++) {
             const Aidstat__V1__EventResult *er = r->results[i];
             if (er->code == AIDSTAT__V1__RESULT_CODE__RESULT_REJECTED)
@@ -505,18 +524,58 @@ static void s_on_batch_result(as_sender_t *s, const Aidstat__V1__BatchResult *r)
                              (uint8_t)er->reject, er->reason);
         }
     }
-    if (rej)
+    if (a->rej)
         AS_WARN("sender",
                 "batch %llu: %zu of %zu events rejected by the aggregator; parked in "
                 "the rejected store",
-                (unsigned long long)r->seq, rej, f->n);
-    if (undecided) {
+                (unsigned long long)r->seq, a->rej, f->n);
+    if (a->undecided) {
         AS_WARN("sender", "batch %llu: %zu events without a result; the batch will be resent",
-                (unsigned long long)r->seq, undecided);
+                (unsigned long long)r->seq, a->undecided);
         return;
     }
     s_flight_clear(f);
     s->st.in_flight--;
+}
+
+/* Settles the held batch results in one outbox transaction, then frees them. When the outbox
+ * cannot settle (logged), none of their flights is freed: they are resent and answered again. */
+static void s_settle_held(as_sender_t *s)
+{
+    size_t n = s->nheld, total = 0;
+    if (!n)
+        return;
+    s->nheld = 0;
+    for (size_t h = 0; h < n; h++)
+        total += s->held[h]->batch_result->n_results;
+    s_answer_t ans[HOLD_MAX];
+    as_outbox_settle_t *st = calloc(total ? total : 1, sizeof *st);
+    bool *taken = calloc(s->window, sizeof *taken);
+    if (st && taken) {
+        size_t k = 0;
+        for (size_t h = 0; h < n; h++) {
+            s_answer_check(s, s->held[h]->batch_result, &ans[h], taken, st + k);
+            if (ans[h].f) {
+                taken[ans[h].f - s->flights] = true;
+                k += ans[h].k;
+            }
+        }
+        int rc = k ? as_outbox_settle(s->ob, st, k) : 0;
+        if (rc == 0 && k)
+            s->st.settles++;
+        if (rc == 0) {
+            for (size_t h = 0; h < n; h++)
+                if (ans[h].f)
+                    s_answer_done(s, &ans[h]);
+        } /* else logged; the batches stay in flight and are resent */
+    } else {
+        AS_ERROR("sender", "out of memory settling %zu answers; their batches will be resent", n);
+    }
+    free(st);
+    free(taken);
+    for (size_t h = 0; h < n; h++)
+        aidstat__v1__ingest_message__free_unpacked(s->held[h], NULL);
+    s_fill(s);
 }
 
 static void s_on_nil_echo(as_sender_t *s, const Aidstat__V1__NilReport *nr)
@@ -526,6 +585,7 @@ static void s_on_nil_echo(as_sender_t *s, const Aidstat__V1__NilReport *nr)
         if (f->used && f->batch_seq == 0 && f->nil_year == nr->year && f->nil_month == nr->month) {
             as_outbox_settle_t st = {f->items[0].seq, false, 0, NULL};
             if (as_outbox_settle(s->ob, &st, 1) == 0) {
+                s->st.settles++;
                 AS_INFO("sender", "nil report for %04u-%02u acknowledged by the aggregator",
                         nr->year, nr->month);
                 s->st.acked++;
@@ -555,21 +615,21 @@ static void s_on_welcome(as_sender_t *s, const Aidstat__V1__Welcome *w)
     s_fill(s);
 }
 
-static void s_handle(as_sender_t *s, const uint8_t *buf, size_t len)
+/* Takes m (unpacked): a batch result is held to be settled with the others of this pass; any
+ * other message is handled now, after the results held before it. */
+static void s_handle(as_sender_t *s, Aidstat__V1__IngestMessage *m)
 {
-    Aidstat__V1__IngestMessage *m = aidstat__v1__ingest_message__unpack(NULL, len, buf);
-    if (!m) {
-        AS_WARN("sender", "undecodable message of %zu bytes from the aggregator; ignored", len);
+    s->last_heard_ms = uv_now(s->loop);
+    if (m->body_case == AIDSTAT__V1__INGEST_MESSAGE__BODY_BATCH_RESULT && m->batch_result) {
+        s->held[s->nheld++] = m;
+        if (s->nheld == HOLD_MAX)
+            s_settle_held(s);
         return;
     }
-    s->last_heard_ms = uv_now(s->loop);
+    s_settle_held(s);
     switch (m->body_case) {
     case AIDSTAT__V1__INGEST_MESSAGE__BODY_WELCOME:
         s_on_welcome(s, m->welcome);
-        break;
-    case AIDSTAT__V1__INGEST_MESSAGE__BODY_BATCH_RESULT:
-        s_on_batch_result(s, m->batch_result);
-        s_fill(s);
         break;
     case AIDSTAT__V1__INGEST_MESSAGE__BODY_NIL_REPORT:
         s_on_nil_echo(s, m->nil_report);
@@ -596,11 +656,18 @@ static void s_on_readable(void *sock, void *arg)
         zmq_msg_init(&msg);
         if (zmq_msg_recv(&msg, sock, ZMQ_DONTWAIT) < 0) {
             zmq_msg_close(&msg);
-            return;
+            break;
         }
-        s_handle(s, zmq_msg_data(&msg), zmq_msg_size(&msg));
+        Aidstat__V1__IngestMessage *m =
+            aidstat__v1__ingest_message__unpack(NULL, zmq_msg_size(&msg), zmq_msg_data(&msg));
+        if (m)
+            s_handle(s, m);
+        else
+            AS_WARN("sender", "undecodable message of %zu bytes from the aggregator; ignored",
+                    zmq_msg_size(&msg));
         zmq_msg_close(&msg);
     }
+    s_settle_held(s);
 }
 
 /* ---- the tick ------------------------------------------------------------------------------- */

@@ -41,6 +41,8 @@ typedef struct {
     uint64_t rejected;  /* items parked */
     uint64_t resent;    /* batch resends */
     uint64_t hellos;    /* Hellos sent */
+    uint64_t settles;   /* outbox transactions that removed or parked answered items (the
+                           answers read in one pass over the socket share one) */
 } as_sender_stats_t;
 
 /* Creates the DEALER in zctx (not owned), connects it, and starts the timer on loop. The outbox
@@ -67,6 +69,5 @@ void as_sender_on_reject(as_sender_t *s, as_sender_reject_cb cb, void *arg);
 
 /* Copies the counters into *st. */
 void as_sender_stats(const as_sender_t *s, as_sender_stats_t *st);
-
 
 #endif

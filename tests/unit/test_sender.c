@@ -1,8 +1,9 @@
 /* test_sender: the sender against a real in-process ZeroMQ ROUTER on ipc:// in a temporary
  * folder, playing the aggregator by hand — Hello/Welcome, batches and the window, resend after a
- * timeout with the same seq and events, duplicate as success, rejected items parked, batches
- * written from the stored bytes as protobuf-c packs them and damaged records parked, a silent
- * aggregator greeted again, nil reports acknowledged by echo. The loop is driven step by step. */
+ * timeout with the same seq and events, duplicate as success, rejected items parked, answers
+ * arriving together settled in one outbox transaction, batches written from the stored bytes as
+ * protobuf-c packs them and damaged records parked, a silent aggregator greeted again, nil
+ * reports acknowledged by echo. The loop is driven step by step. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -332,6 +333,35 @@ static void test_rejected_parked(void **state)
     aidstat__v1__ingest_message__free_unpacked(b, NULL);
 }
 
+/* Answers that arrive together are settled in one outbox transaction (one fsync instead of one
+ * per batch), rejected items among them parked; a repeated answer in the same pass changes
+ * nothing. */
+static void test_answers_settled_together(void **state)
+{
+    fx_t *f = *state;
+    s_put_events(f, 20);
+    s_welcome(f);
+    Aidstat__V1__IngestMessage *b1 = s_batch(f, 2000), *b2 = s_batch(f, 2000);
+    assert_non_null(b1);
+    assert_non_null(b2);
+    s_answer(f, b1->batch, AIDSTAT__V1__RESULT_CODE__RESULT_ACCEPTED, -1);
+    s_answer(f, b2->batch, AIDSTAT__V1__RESULT_CODE__RESULT_ACCEPTED, 3);
+    s_answer(f, b1->batch, AIDSTAT__V1__RESULT_CODE__RESULT_ACCEPTED, -1);
+    usleep(200 * 1000); /* all three wait in the socket before the loop reads */
+    s_wait_backlog(f, 0);
+    as_sender_stats_t st;
+    as_sender_stats(f->sender, &st);
+    assert_int_equal(st.batches, 2);
+    assert_int_equal(st.acked, 19);
+    assert_int_equal(st.rejected, 1);
+    assert_int_equal(st.in_flight, 0);
+    assert_int_equal(st.settles, 1);
+    assert_int_equal(as_outbox_rejected(f->ob), 1);
+    assert_int_equal(f->rejects_seen, 1);
+    aidstat__v1__ingest_message__free_unpacked(b1, NULL);
+    aidstat__v1__ingest_message__free_unpacked(b2, NULL);
+}
+
 /* A batch is written from the stored bytes exactly as protobuf-c packs it; damaged outbox records
  * (cut short, a field of the wrong wire type, an id that is not 16 bytes) are parked as rejected,
  * never sent, and the good ones around them go. */
@@ -441,6 +471,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resend_same_seq_duplicate_is_success, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_rejected_parked, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_answers_settled_together, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_batch_bytes_and_damaged_items, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_silent_aggregator_greeted_again, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_nil_report_until_echoed, s_setup, s_teardown),

@@ -103,8 +103,8 @@ try:
     c.start_aggregator(wait=False, extra=["--log-level", "debug"])
     first = {"t": None}
 
-    def all_in():
-        st = c.status_json()
+    def all_in():  # over HTTP: a CLI process per poll would load the machine being measured
+        st = c.status_http()
         if first["t"] is None and any(x.get("connected") for x in st["collectors"]):
             first["t"] = time.monotonic()
         return st["ledger_seq"] >= total
@@ -152,7 +152,8 @@ try:
     for county in COUNTIES:
         c.drop(county, "bench2.csv", gen_csv([county], args.events, 2026, seed=2000 + county,
                                               extra=("--sorted",)))
-    wait_for(lambda: ledger_seq(c) >= before + total, 900, "second round", interval=0.2)
+    wait_for(lambda: c.status_http()["ledger_seq"] >= before + total, 900, "second round",
+             interval=0.2)
     rss_2n = proc_status(agg_pid, "VmRSS")
     print(f"e2e: aggregator RSS {rss_n / 1024:.1f} MiB with {total} events held, "
           f"{rss_2n / 1024:.1f} MiB with {ledger_seq(c)} held; of it heap and stacks (RssAnon) "

@@ -546,8 +546,10 @@ static void s_settle_held(as_sender_t *s)
     if (!n)
         return;
     s->nheld = 0;
-    for (size_t h = 0; h < n; h++)
-        total += s->held[h]->batch_result->n_results;
+    for (size_t h = 0; h < n; h++) { /* an answer longer than a batch settles nothing */
+        size_t nr = s->held[h]->batch_result->n_results;
+        total += nr <= s->batch_size ? nr : 0;
+    }
     s_answer_t ans[HOLD_MAX];
     as_outbox_settle_t *st = calloc(total ? total : 1, sizeof *st);
     bool *taken = calloc(s->window, sizeof *taken);

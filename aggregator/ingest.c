@@ -172,6 +172,7 @@ struct as_ingest_s {
     as_ingest_hooks_t hooks;
     bool curve;
     size_t group_cap;
+    size_t group_limit; /* events the pending group may take: as_ingest_group_limit */
     uint32_t heartbeat_ms;
     s_peer_t *peers;
     size_t npeers, cap_peers;
@@ -654,6 +655,14 @@ static void s_commit_done(uv_work_t *w, int status)
     as_ingest_t *in = g->in;
     in->running = NULL;
     if (status == 0 && g->rc == 0) {
+        size_t limit = as_ingest_group_limit(in->group_cap, g->info.page_bytes, g->events);
+        if (limit != in->group_limit)
+            AS_DEBUG("ingest",
+                     "groups now take up to %zu events (the last wrote %llu bytes of pages for "
+                     "%zu events; budget %u MiB)",
+                     limit, (unsigned long long)g->info.page_bytes, g->events,
+                     AS_INGEST_PAGE_BUDGET >> 20);
+        in->group_limit = limit;
         g->sync_work.data = g;
         if (in->sync_tail)
             in->sync_tail->next = g;
@@ -985,7 +994,7 @@ static void s_on_readable(void *sock, void *arg)
 {
     as_ingest_t *in = arg;
     for (int round = 0; round < S_RECV_BUDGET; round++) {
-        if (in->running && in->pending_events >= in->group_cap)
+        if (in->running && in->pending_events >= in->group_limit)
             return; /* back-pressure: the next group is full until the commit ends */
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
@@ -1016,10 +1025,21 @@ static void s_on_readable(void *sock, void *arg)
         }
         zmq_msg_close(&body);
         zmq_msg_close(&rid);
-        if (in->pending_events >= in->group_cap && !in->running)
+        if (in->pending_events >= in->group_limit && !in->running)
             s_maybe_commit(in);
     }
     s_maybe_commit(in);
+}
+
+size_t as_ingest_group_limit(size_t cap, uint64_t page_bytes, size_t events)
+{
+    if (!page_bytes || !events)
+        return cap;
+    uint64_t per = (page_bytes + events - 1) / events;
+    uint64_t n = AS_INGEST_PAGE_BUDGET / per;
+    if (n < AS_INGEST_GROUP_MIN)
+        n = AS_INGEST_GROUP_MIN;
+    return n < cap ? (size_t)n : cap;
 }
 
 /* ---- life cycle ------------------------------------------------------------------------------ */
@@ -1035,6 +1055,7 @@ as_ingest_t *as_ingest_new(uv_loop_t *loop, void *zctx, as_ledger_t *ledger,
     in->loop = loop;
     in->ledger = ledger;
     in->group_cap = o->group_cap ? o->group_cap : AS_INGEST_GROUP_CAP;
+    in->group_limit = in->group_cap;
     in->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
     in->curve = o->curve_secret && *o->curve_secret;
     as_division_init();

@@ -15,9 +15,11 @@
 
 typedef struct as_ingest_s as_ingest_t;
 
-#define AS_INGEST_PROTOCOL  1
-#define AS_INGEST_GROUP_CAP 20000              /* default pending events that force a commit */
-#define AS_INGEST_MAXMSG    (16 * 1024 * 1024) /* ZMQ_MAXMSGSIZE of the ROUTER */
+#define AS_INGEST_PROTOCOL    1
+#define AS_INGEST_GROUP_CAP   20000              /* default pending events that force a commit */
+#define AS_INGEST_MAXMSG      (16 * 1024 * 1024) /* ZMQ_MAXMSGSIZE of the ROUTER */
+#define AS_INGEST_PAGE_BUDGET (48u << 20) /* a group's page writes, see as_ingest_group_limit */
+#define AS_INGEST_GROUP_MIN   1000        /* the group limit never goes below this */
 
 typedef struct {
     const char *endpoint;     /* e.g. "tcp://127.0.0.1:7601" */
@@ -86,6 +88,14 @@ int as_ingest_live(void *ctx, as_collector_live_t **out, size_t *n);
 bool as_ingest_connected(const as_ingest_t *in, const char *collector_id);
 
 void as_ingest_stats(const as_ingest_t *in, as_ingest_stats_t *st);
+
+/* The events the next group may take, after a group of `events` whose commit wrote page_bytes
+ * (0: unknown): AS_INGEST_PAGE_BUDGET divided by its bytes per event, between AS_INGEST_GROUP_MIN
+ * and cap. LMDB keeps a buffer for every page a transaction writes and keeps those buffers for
+ * later transactions, so its memory is that of the largest group's pages; and as the ledger
+ * grows, each event writes more distinct pages (≈ 1.7 KB at 1 M events held, ≈ 6 KB at 8 M), so
+ * a cap in events alone let the aggregator's memory grow with the ledger. */
+size_t as_ingest_group_limit(size_t cap, uint64_t page_bytes, size_t events);
 
 /* Stops taking input, commits what was received (waiting for a running commit), sends those
  * results, then calls done(arg) on the loop. Calling it twice is harmless (done is called once). */

@@ -153,12 +153,13 @@ typedef struct {
     uint64_t first_seq; /* first sequence accepted in this group, 0 if none */
     uint64_t last_seq;  /* newest sequence in the log after the commit */
     size_t accepted, duplicates, rejected;
-    uint64_t commit_us; /* mdb_txn_commit: the pages, their fsync, the meta page (and the
-                           meta page's fsync for as_ledger_commit) */
-    uint64_t commit_no; /* this group's number among the commits since the ledger opened */
-    uint64_t group_us;  /* the whole transaction, begin to durable commit; set by the caller
-                           that times it (ingest), else 0 */
-    uint64_t commit_ms; /* the Unix ms logged with this group's events (as_log_entry_t) */
+    uint64_t commit_us;  /* mdb_txn_commit: the pages, their fsync, the meta page (and the
+                            meta page's fsync for as_ledger_commit) */
+    uint64_t commit_no;  /* this group's number among the commits since the ledger opened */
+    uint64_t group_us;   /* the whole transaction, begin to durable commit; set by the caller
+                            that times it (ingest), else 0 */
+    uint64_t commit_ms;  /* the Unix ms logged with this group's events (as_log_entry_t) */
+    uint64_t page_bytes; /* what mdb_txn_commit wrote: the group's dirty pages (0: unknown) */
 } as_commit_info_t;
 
 /* Writes the summed deltas and commits durably. Only after this returns 0 may results be

@@ -62,7 +62,9 @@ static const as_cfg_entry_t s_table[] = {
      "file of lines '<county> <z85 public key>', one per "
      "collector; SIGHUP re-reads it",
      F(authorized_keys)},
-    {"group-cap", AS_CFG_INT, "20000", "pending events that force a commit", F(group_cap)},
+    {"group-cap", AS_CFG_INT, "20000",
+     "pending events that force a commit (fewer once a group writes over 48 MiB of pages)",
+     F(group_cap)},
     {"map-mib", AS_CFG_INT, "0", "initial LMDB map in MiB (0: default; it grows by itself)",
      F(map_mib)},
     {"no-sync", AS_CFG_BOOL, "false", "commits not durable (tests and benchmarks only)",

@@ -2,7 +2,8 @@
  * Hello/Welcome, a batch answered only after its commit, duplicates, a wrong county, a malformed
  * message answered with Error while the ingest keeps serving, and under CURVE (with our ZAP
  * handler) the county taken from the key: another county's event rejected, an unknown key
- * refused. The loop is driven step by step from the test thread. */
+ * refused; the group limit that follows the commits' page writes. The loop is driven step by
+ * step from the test thread. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -542,11 +543,32 @@ static void test_curve_county_from_key(void **state)
     *state = NULL;
 }
 
+/* The group limit follows the last group's page writes: the cap while they are small or unknown,
+ * fewer events once each event writes more pages, never under the floor or over the cap. */
+static void test_group_limit_by_pages(void **state)
+{
+    (void)state;
+    assert_int_equal(as_ingest_group_limit(20000, 0, 20000), 20000); /* unknown */
+    assert_int_equal(as_ingest_group_limit(20000, 12345, 0), 20000);
+    /* 1.7 KB per event (a young ledger): the budget allows more than the cap */
+    assert_int_equal(as_ingest_group_limit(20000, 20000ull * 1700, 20000), 20000);
+    /* 6 KB per event (8 M events held): the budget's worth */
+    assert_int_equal(as_ingest_group_limit(20000, 20000ull * 6144, 20000),
+                     AS_INGEST_PAGE_BUDGET / 6144);
+    assert_true(as_ingest_group_limit(20000, 20000ull * 6144, 20000) < 20000);
+    /* bytes per event rounded up, so the budget is never exceeded by rounding */
+    assert_true(as_ingest_group_limit(20000, 3ull * 7001, 3) * 7001ull <= AS_INGEST_PAGE_BUDGET);
+    /* enormous pages per event: the floor; a cap under the floor stays the cap */
+    assert_int_equal(as_ingest_group_limit(20000, 1ull << 40, 10), AS_INGEST_GROUP_MIN);
+    assert_int_equal(as_ingest_group_limit(500, 1ull << 40, 10), 500);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hello_batch_results_after_commit, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_groups_in_pipeline, s_setup, s_teardown),
+        cmocka_unit_test(test_group_limit_by_pages),
         cmocka_unit_test_setup_teardown(test_wrong_county_and_invalid, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_then_still_serving, s_setup, s_teardown),
         cmocka_unit_test(test_curve_county_from_key),

@@ -994,8 +994,10 @@ static void s_on_readable(void *sock, void *arg)
 {
     as_ingest_t *in = arg;
     for (int round = 0; round < S_RECV_BUDGET; round++) {
-        if (in->running && in->pending_events >= in->group_limit)
-            return; /* back-pressure: the next group is full until the commit ends */
+        /* back-pressure: the next group is full until a commit can take it (one is running, or
+         * two groups wait for their fsync: s_maybe_commit refused it below) */
+        if (in->pending_events >= in->group_limit && (in->running || in->sync_head))
+            return;
         zmq_msg_t rid, body;
         zmq_msg_init(&rid);
         if (zmq_msg_recv(&rid, sock, ZMQ_DONTWAIT) < 0) {

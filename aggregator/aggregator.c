@@ -410,7 +410,8 @@ as_aggregator_t *as_aggregator_new(const as_aggregator_opts_t *o, int *err)
     }
     as_ingest_opts_t io = {.endpoint = o->ingest ? o->ingest : "tcp://127.0.0.1:7601",
                            .curve_secret = has_secret ? o->curve_secret : NULL,
-                           .group_cap = o->group_cap};
+                           .group_cap = o->group_cap,
+                           .worker_nice = o->worker_nice};
     if (!(agg->ingest = as_ingest_new(&agg->loop, agg->zctx, agg->ledger, &io, &rc)))
         goto fail;
     s_set_hooks(agg);

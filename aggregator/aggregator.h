@@ -23,6 +23,7 @@ typedef struct {
     const char *curve_secret;    /* the aggregator's key pair file; with authorized_keys: CURVE */
     const char *authorized_keys; /* lines "<county> <z85 public key>" */
     size_t group_cap;            /* 0: AS_INGEST_GROUP_CAP */
+    int worker_nice;             /* as_ingest_opts_t.worker_nice */
     size_t map_bytes;            /* initial LMDB map, 0: the ledger's default */
     bool no_sync;                /* tests only: commits are not durable */
     bool signals;                /* handle SIGTERM/SIGINT (stop) and SIGHUP (reload keys) */

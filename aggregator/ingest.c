@@ -12,11 +12,16 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sched.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/time.h>
+#include <unistd.h>
 #include <zmq.h>
 
 /* A draft option in libzmq 4.3 headers; the library accepts it when built with draft APIs. */
@@ -173,6 +178,7 @@ struct as_ingest_s {
     bool curve;
     size_t group_cap;
     size_t group_limit; /* events the pending group may take: as_ingest_group_limit */
+    int worker_nice;    /* added to a worker thread's nice before its first commit or fsync */
     uint32_t heartbeat_ms;
     s_peer_t *peers;
     size_t npeers, cap_peers;
@@ -370,9 +376,57 @@ static void s_group_free(s_group_t *g)
     free(g);
 }
 
+/* The kernel's struct sched_attr (sched_setattr(2)); glibc 2.36 has no wrapper. */
+typedef struct {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+    uint32_t util_min, util_max;
+} s_sched_attr_t;
+
+/* Lowers the calling worker thread's priority by in->worker_nice and asks for a short scheduler
+ * slice (AS_INGEST_WORKER_SLICE_NS), once per thread. On a machine with few cores a commit (tens
+ * of ms of CPU at province scale, much of it the kernel writing pages) otherwise keeps a core
+ * while the loop, woken by a request, waits: Linux's EEVDF scheduler lets a running thread finish
+ * its slice (1.4 ms on 2 cores, looked at only on the next tick: up to 4 ms at HZ=250) before a
+ * woken one takes over, whatever their nice. A short slice ends that protection early, and the
+ * nice keeps the short slice from making the commit the one picked first. The pool's other work
+ * (stream catch-up, backups) runs on these threads too, at the same priority: it is background
+ * work as well. Kernels before 6.12 ignore the slice; a thread that cannot be changed keeps the
+ * loop's priority (told once). */
+static void s_worker_nice(const as_ingest_t *in)
+{
+    static _Thread_local bool done;
+    static atomic_bool told;
+    if (done || !in->worker_nice)
+        return;
+    done = true;
+    pid_t tid = gettid();
+    s_sched_attr_t a = {0};
+    int rc = (int)syscall(SYS_sched_getattr, tid, &a, (unsigned)sizeof a, 0u);
+    if (rc == 0 && a.policy == SCHED_OTHER) {
+        int want = a.nice + in->worker_nice > 19 ? 19 : a.nice + in->worker_nice;
+        a.size = (uint32_t)sizeof a;
+        a.flags = 0;
+        a.nice = want;
+        a.runtime = AS_INGEST_WORKER_SLICE_NS;
+        rc = (int)syscall(SYS_sched_setattr, tid, &a, 0u);
+        if (rc != 0) /* no custom slices here: the nice alone */
+            rc = setpriority(PRIO_PROCESS, (id_t)tid, want);
+    }
+    if (rc != 0 && !atomic_exchange(&told, true))
+        AS_WARN("ingest",
+                "cannot lower the priority of the commit and fsync threads (%s); they keep the "
+                "loop's, so answers may wait for a commit while ingest runs",
+                strerror(errno));
+}
+
 static void s_commit_work(uv_work_t *w)
 {
     s_group_t *g = w->data;
+    s_worker_nice(g->in);
     as_ledger_t *l = g->in->ledger;
     uint64_t t0 = g->start_us = s_now_us();
     struct timespec c0, c1;
@@ -579,12 +633,12 @@ static void s_finish(as_ingest_t *in, s_group_t *g)
     }
     AS_DEBUG("ingest",
              "group of %zu events committed: %zu accepted, %zu duplicates, %zu rejected; "
-             "transaction %llu us (cpu %llu, commit %llu us: pages, their fsync, meta page), "
-             "meta fsync %llu us, listeners %llu us",
+             "transaction %llu us (cpu %llu, commit %llu us: %llu bytes of pages, their fsync, "
+             "meta page), meta fsync %llu us, listeners %llu us",
              g->events, g->info.accepted, g->info.duplicates, g->info.rejected,
              (unsigned long long)g->work_us, (unsigned long long)g->cpu_us,
-             (unsigned long long)g->info.commit_us, (unsigned long long)g->sync_us,
-             (unsigned long long)(s_now_us() - t0));
+             (unsigned long long)g->info.commit_us, (unsigned long long)g->info.page_bytes,
+             (unsigned long long)g->sync_us, (unsigned long long)(s_now_us() - t0));
     for (s_batch_t *b = g->head; b; b = b->next)
         s_send_results(in, b);
     /* the ledger's counts hold them now */
@@ -629,6 +683,7 @@ static void s_finish_synced(as_ingest_t *in)
 static void s_sync_work(uv_work_t *w)
 {
     s_group_t *g = w->data;
+    s_worker_nice(g->in);
     uint64_t t0 = s_now_us();
     g->sync_rc = as_ledger_sync(g->in->ledger);
     uint64_t t1 = s_now_us();
@@ -1058,6 +1113,7 @@ as_ingest_t *as_ingest_new(uv_loop_t *loop, void *zctx, as_ledger_t *ledger,
     in->ledger = ledger;
     in->group_cap = o->group_cap ? o->group_cap : AS_INGEST_GROUP_CAP;
     in->group_limit = in->group_cap;
+    in->worker_nice = o->worker_nice < 0 ? 0 : o->worker_nice > 19 ? 19 : o->worker_nice;
     in->heartbeat_ms = o->heartbeat_ms ? o->heartbeat_ms : 1000;
     in->curve = o->curve_secret && *o->curve_secret;
     as_division_init();

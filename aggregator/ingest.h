@@ -15,16 +15,20 @@
 
 typedef struct as_ingest_s as_ingest_t;
 
-#define AS_INGEST_PROTOCOL    1
-#define AS_INGEST_GROUP_CAP   20000              /* default pending events that force a commit */
-#define AS_INGEST_MAXMSG      (16 * 1024 * 1024) /* ZMQ_MAXMSGSIZE of the ROUTER */
-#define AS_INGEST_PAGE_BUDGET (48u << 20) /* a group's page writes, see as_ingest_group_limit */
-#define AS_INGEST_GROUP_MIN   1000        /* the group limit never goes below this */
+#define AS_INGEST_PROTOCOL        1
+#define AS_INGEST_GROUP_CAP       20000 /* default pending events that force a commit */
+#define AS_INGEST_MAXMSG          (16 * 1024 * 1024) /* ZMQ_MAXMSGSIZE of the ROUTER */
+#define AS_INGEST_PAGE_BUDGET     (48u << 20) /* a group's page writes, see as_ingest_group_limit */
+#define AS_INGEST_GROUP_MIN       1000        /* the group limit never goes below this */
+#define AS_INGEST_WORKER_SLICE_NS 100000u     /* scheduler slice the commit and fsync threads ask */
 
 typedef struct {
     const char *endpoint;     /* e.g. "tcp://127.0.0.1:7601" */
     const char *curve_secret; /* the aggregator's key pair file; NULL/"" = plain (no CURVE) */
     size_t group_cap;         /* 0: AS_INGEST_GROUP_CAP */
+    int worker_nice;          /* added to the nice of the threads that commit and fsync (0..19;
+                               * 0: unchanged), which also ask for a short scheduler slice, so
+                               * that the loop's answers go first while ingest runs */
     uint32_t heartbeat_ms;    /* told to collectors in Welcome (0: 1000) */
 } as_ingest_opts_t;
 

@@ -22,6 +22,7 @@ typedef struct {
     char curve_secret[1024];
     char authorized_keys[1024];
     int64_t group_cap;
+    int64_t worker_nice;
     int64_t map_mib;
     bool no_http;
     bool no_sync;
@@ -65,6 +66,11 @@ static const as_cfg_entry_t s_table[] = {
     {"group-cap", AS_CFG_INT, "20000",
      "pending events that force a commit (fewer once a group writes over 48 MiB of pages)",
      F(group_cap)},
+    {"worker-nice", AS_CFG_INT, "19",
+     "added to the nice of the threads that commit and fsync (0-19), which also ask for a short "
+     "scheduler slice, so that HTTP, queries and the feed are served first while ingest runs "
+     "(0: off)",
+     F(worker_nice)},
     {"map-mib", AS_CFG_INT, "0", "initial LMDB map in MiB (0: default; it grows by itself)",
      F(map_mib)},
     {"no-sync", AS_CFG_BOOL, "false", "commits not durable (tests and benchmarks only)",
@@ -168,9 +174,10 @@ int main(int argc, char **argv)
         return 2;
     }
     as_log_setup(level, format);
-    if (o.group_cap < 1 || o.map_mib < 0 || o.feed_hwm < 1 || o.feed_hwm > INT32_MAX) {
-        fprintf(stderr, "aidstat-aggregator: --group-cap and --feed-hwm must be at least 1 and "
-                        "--map-mib not negative\n");
+    if (o.group_cap < 1 || o.map_mib < 0 || o.feed_hwm < 1 || o.feed_hwm > INT32_MAX ||
+        o.worker_nice < 0 || o.worker_nice > 19) {
+        fprintf(stderr, "aidstat-aggregator: --group-cap and --feed-hwm must be at least 1, "
+                        "--map-mib not negative and --worker-nice 0-19\n");
         return 2;
     }
 
@@ -183,6 +190,7 @@ int main(int argc, char **argv)
         .curve_secret = o.curve_secret,
         .authorized_keys = o.authorized_keys,
         .group_cap = (size_t)o.group_cap,
+        .worker_nice = (int)o.worker_nice,
         .map_bytes = (size_t)o.map_mib << 20,
         .no_sync = o.no_sync,
         .signals = true,

@@ -19,9 +19,13 @@
 
 #include "aidstat/v1/ingest.pb-c.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -230,6 +234,8 @@ static void s_send_batch(void *d, uint64_t seq, as_event_t *evs, size_t n)
 
 /* ---- fixtures ------------------------------------------------------------------------------- */
 
+static int s_worker_nice; /* as_ingest_opts_t.worker_nice of the next s_setup */
+
 static int s_setup(void **state)
 {
     fx_t *f = calloc(1, sizeof *f);
@@ -244,7 +250,7 @@ static int s_setup(void **state)
     as_ledger_opts_t lo = {.no_sync = true};
     f->ledger = as_ledger_new(ldir, &lo, &err);
     assert_non_null(f->ledger);
-    as_ingest_opts_t o = {.endpoint = f->ep, .heartbeat_ms = 1000};
+    as_ingest_opts_t o = {.endpoint = f->ep, .heartbeat_ms = 1000, .worker_nice = s_worker_nice};
     f->in = as_ingest_new(&f->loop, f->zctx, f->ledger, &o, &err);
     assert_non_null(f->in);
     as_ingest_hooks_t h = {.on_commit = s_on_commit, .arg = f};
@@ -543,6 +549,71 @@ static void test_curve_county_from_key(void **state)
     *state = NULL;
 }
 
+static int s_setup_niced(void **state)
+{
+    s_worker_nice = 5;
+    int rc = s_setup(state);
+    s_worker_nice = 0;
+    return rc;
+}
+
+/* A thread of this process: its nice and, where the kernel keeps one, its scheduler slice (ns;
+ * 0 when it reports none). */
+static void s_thread_sched(const char *tid, int *nice, uint64_t *slice)
+{
+    struct {
+        uint32_t size, policy;
+        uint64_t flags;
+        int32_t nice;
+        uint32_t priority;
+        uint64_t runtime, deadline, period;
+        uint32_t util_min, util_max;
+    } a = {0};
+    assert_int_equal(syscall(SYS_sched_getattr, atoi(tid), &a, (unsigned)sizeof a, 0u), 0);
+    *nice = a.nice;
+    *slice = a.runtime;
+}
+
+/* With worker_nice, the threads that commit and fsync run at the loop's nice + worker_nice and
+ * ask for a short slice (kernels that keep custom slices report it), so that the loop (this
+ * thread: HTTP, queries, decoding) takes a CPU from them as soon as it wakes; the loop itself
+ * keeps its priority. */
+static void test_workers_yield_to_the_loop(void **state)
+{
+    fx_t *f = *state;
+    errno = 0;
+    int base = getpriority(PRIO_PROCESS, (id_t)gettid());
+    assert_false(base == -1 && errno);
+    void *d = s_dealer(f, "collector-360730", NULL, NULL, NULL);
+    assert_int_equal(s_hello(f, d, "collector-360730", COUNTY), 0);
+    as_event_t ev;
+    s_event(&ev, COUNTY, "E-1");
+    s_send_batch(d, 1, &ev, 1);
+    Aidstat__V1__IngestMessage *r = s_expect(f, d, AIDSTAT__V1__INGEST_MESSAGE__BODY_BATCH_RESULT);
+    aidstat__v1__ingest_message__free_unpacked(r, NULL);
+    zmq_close(d);
+
+    int want = base + 5 > 19 ? 19 : base + 5, niced = 0;
+    DIR *dir = opendir("/proc/self/task");
+    assert_non_null(dir);
+    for (struct dirent *e; (e = readdir(dir));) {
+        if (e->d_name[0] == '.')
+            continue;
+        int nice;
+        uint64_t slice;
+        s_thread_sched(e->d_name, &nice, &slice);
+        if (atoi(e->d_name) == gettid()) {
+            assert_int_equal(nice, base); /* the loop is not lowered */
+        } else if (nice == want) {
+            niced++;
+            if (slice) /* 0: a kernel without custom slices (before 6.12) */
+                assert_int_equal(slice, AS_INGEST_WORKER_SLICE_NS);
+        }
+    }
+    closedir(dir);
+    assert_true(niced >= 1); /* the commit's thread, and the fsync's if another */
+}
+
 /* The group limit follows the last group's page writes: the cap while they are small or unknown,
  * fewer events once each event writes more pages, never under the floor or over the cap. */
 static void test_group_limit_by_pages(void **state)
@@ -572,6 +643,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_wrong_county_and_invalid, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_malformed_then_still_serving, s_setup, s_teardown),
         cmocka_unit_test(test_curve_county_from_key),
+        cmocka_unit_test_setup_teardown(test_workers_yield_to_the_loop, s_setup_niced, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

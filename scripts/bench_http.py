@@ -13,7 +13,9 @@ With a real aidstat-aggregator on loopback (temporary folder, free ports, remove
       the HTTP and query clients are paced (one request every --interval ms, default 5), so
       they measure latency without loading the server as a closed loop would; then GET / (the
       embedded dashboard page: no ledger read, no computation), the floor of an HTTP round
-      trip on this machine in the same conditions;
+      trip through this aggregator's loop in the same conditions; and GET / of a second
+      aggregator on the same machine that holds and ingests nothing: the floor any process on
+      this machine sees in the same conditions (its loop does no work but the request's);
    b. the query endpoint's round trip for the same totals, over one REQ connection, with the
       request `aidstat query --year 2026 --by county` sends (the CLI's own qclient);
    c. `aidstat query --year 2026 --by county` as a process (wall time from spawn to exit, so
@@ -73,10 +75,11 @@ def loadavg():
 
 # ---- the measurements ------------------------------------------------------------------------
 
-def measure(c, label):
+def measure(c, floor, label):
     """bench_query's lines for /api/totals, the query endpoint and the CLI process, labelled;
-    and GET / (the embedded dashboard page: no ledger, no computation), the machine's floor for
-    an HTTP round trip in the same conditions."""
+    GET / (the embedded dashboard page: no ledger, no computation) of the measured aggregator
+    and of floor, an aggregator that does nothing else: the machine's floor for an HTTP round
+    trip in the same conditions."""
     cmd = [os.path.join(BIN, "bench_query"), "--http", f"127.0.0.1:{c.http_port}", "--path",
            f"/api/totals?year={args.year}&by=county", "--path", "/", "--query",
            c.query, "--aidstat", os.path.join(BIN, "aidstat"), "--year", str(args.year), "--by",
@@ -87,6 +90,16 @@ def measure(c, label):
         what = line.removeprefix("bench_query: ")
         kind = "http" if what.startswith("GET ") else "query"
         print(f"{kind}[{label}]: {what}; load {loadavg()}", flush=True)
+    if p.returncode:
+        raise SystemExit(f"bench_query exited {p.returncode}: {p.stderr[-500:]}")
+    p = subprocess.run([os.path.join(BIN, "bench_query"), "--http",
+                        f"127.0.0.1:{floor.http_port}", "--path", "/", "--rate",
+                        f"{1000 / args.interval:g}", "--seconds", f"{args.phase:g}", "--warmup",
+                        "20"], capture_output=True, text=True, timeout=args.phase * 2 + 60)
+    for line in p.stdout.splitlines():
+        what = line.removeprefix("bench_query: GET / ")
+        print(f"http[{label}]: GET / of a second aggregator that does nothing else {what}; "
+              f"load {loadavg()}", flush=True)
     if p.returncode:
         raise SystemExit(f"bench_query exited {p.returncode}: {p.stderr[-500:]}")
 
@@ -143,8 +156,10 @@ def stream_latency(sse, acks_path):
 
 
 c = Cluster("aidstat-bench-http")
+floor = Cluster("aidstat-bench-http-floor")
 try:
     c.start_aggregator()
+    floor.start_aggregator()
     ingest = os.path.join(BIN, "bench_ingest")
     print(f"http: machine load {loadavg()} at start", flush=True)
     # -- 0. preload ----------------------------------------------------------------------------
@@ -162,13 +177,13 @@ try:
     print(f"preload: the ledger holds {st['ledger_seq']} events", flush=True)
 
     # -- 1. idle --------------------------------------------------------------------------------
-    measure(c, "idle")
+    measure(c, floor, "idle")
 
     # -- 1+2. under load ----------------------------------------------------------------------------
     sse = SseClient(c.http_port, args.year)
     sse.start()
     acks = os.path.join(c.dir, "acks.txt")
-    seconds = args.phase * 5 + 10  # bench_query: 5 phases, their warm-ups and start
+    seconds = args.phase * 6 + 12  # bench_query: 6 phases, their warm-ups and start
     load = subprocess.Popen([ingest, "--endpoint", c.ingest, "--counties", "all", "--realistic",
                              "--rate", str(args.rate), "--seconds", str(seconds), "--batch",
                              "100", "--run", "load", "--acks-out", acks, "--year",
@@ -176,7 +191,7 @@ try:
                             text=True)
     time.sleep(1.5)
     label = f"{args.rate} ev/s ingest"
-    measure(c, label)
+    measure(c, floor, label)
     out, err = load.communicate(timeout=seconds + 60)
     time.sleep(0.5)
     sse.stop = True
@@ -192,3 +207,4 @@ try:
           flush=True)
 finally:
     c.close()
+    floor.close()

@@ -5,7 +5,10 @@
  *   bench_ingest --endpoint EP --counties all --realistic --rate 10000 --seconds 30
  *   bench_ingest --endpoint EP --counties all --realistic --events 500000 --window 16
  *
- * Each batch is timed from its send to its BatchResult, i.e. including the durable commit.
+ * Each batch is timed from its send to its BatchResult, i.e. including the durable commit. Only
+ * the connections that wait for an answer are polled (with 100 counties, polling every socket
+ * at each wake-up cost this generator ≈ 0.25 core at 10,000 events/s, load on the machine it
+ * measures).
  *
  *   --counties all|N|C1,C2,...  one connection (Hello, collector id) per county, batches sent
  *                               round-robin over them (default: the --county alone)
@@ -307,8 +310,11 @@ int main(int argc, char **argv)
     }
     double start = s_now(), interval = batch / rate;
     size_t sent = 0, acked = 0, accepted = 0, rejected = 0;
-    uint64_t *next = calloc(s_ncounties, sizeof *next); /* each county's next event */
-    if (!next)
+    uint64_t *next = calloc(s_ncounties, sizeof *next);     /* each county's next event */
+    size_t *waiting = calloc(s_ncounties, sizeof *waiting); /* its batches not yet answered */
+    zmq_pollitem_t *act = calloc(s_ncounties, sizeof *act); /* the connections polled */
+    size_t *actk = calloc(s_ncounties, sizeof *actk);       /* act[i] is socks[actk[i]] */
+    if (!next || !waiting || !act || !actk)
         return 1;
     while (acked < nbatches && s_now() - start < limit) {
         double due = start + sent * interval;
@@ -329,15 +335,23 @@ int main(int argc, char **argv)
             bm.batch = &b;
             sent_at[sent + 1] = s_now();
             s_send_msg(socks[k], &bm);
+            waiting[k]++;
             sent++;
             continue;
         }
         double wait = sent < nbatches && open ? due - s_now() : 0.05;
         int timeout = wait > 0 ? (int)(wait * 1000) + 1 : 0; /* no busy wait below 1 ms */
-        if (zmq_poll(items, (int)s_ncounties, timeout) <= 0)
+        size_t nact = 0;
+        for (size_t k = 0; k < s_ncounties; k++)
+            if (waiting[k]) {
+                act[nact] = items[k];
+                actk[nact++] = k;
+            }
+        if (zmq_poll(nact ? act : NULL, (int)nact, timeout) <= 0)
             continue;
-        for (size_t k = 0; k < s_ncounties; k++) {
-            if (!(items[k].revents & ZMQ_POLLIN))
+        for (size_t i = 0; i < nact; i++) {
+            size_t k = actk[i];
+            if (!(act[i].revents & ZMQ_POLLIN))
                 continue;
             zmq_msg_t msg;
             zmq_msg_init(&msg);
@@ -350,6 +364,8 @@ int main(int argc, char **argv)
                     if (seq >= 1 && seq <= nbatches && lat[seq] == 0) {
                         lat[seq] = now - sent_at[seq];
                         acked++;
+                        if (waiting[k])
+                            waiting[k]--;
                         uint64_t maxseq = 0;
                         for (size_t i = 0; i < r->batch_result->n_results; i++) {
                             const Aidstat__V1__EventResult *er = r->batch_result->results[i];
@@ -401,6 +417,9 @@ int main(int argc, char **argv)
         printf("bench_ingest: ack latency p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
                lat[k / 2] * 1000, lat[(size_t)(k * 0.99)] * 1000, lat[k - 1] * 1000);
     free(next);
+    free(waiting);
+    free(act);
+    free(actk);
     free(sent_at);
     free(lat);
     free(evs);

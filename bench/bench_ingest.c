@@ -349,9 +349,9 @@ int main(int argc, char **argv)
             }
         if (zmq_poll(nact ? act : NULL, (int)nact, timeout) <= 0)
             continue;
-        for (size_t i = 0; i < nact; i++) {
-            size_t k = actk[i];
-            if (!(act[i].revents & ZMQ_POLLIN))
+        for (size_t j = 0; j < nact; j++) {
+            size_t k = actk[j];
+            if (!(act[j].revents & ZMQ_POLLIN))
                 continue;
             zmq_msg_t msg;
             zmq_msg_init(&msg);

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import struct
 import subprocess
@@ -94,12 +95,17 @@ class Browser:
 
     def __init__(self, width=1400, height=1800):
         self.profile = tempfile.mkdtemp(prefix="aidstat-chromium-")
+        # Chromium's own temporary files (its singleton socket's folder) go inside the profile,
+        # so that removing the profile leaves nothing behind in /tmp
+        tmp = os.path.join(self.profile, "tmp")
+        os.mkdir(tmp)
         self.proc = subprocess.Popen(
             [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
              "--disable-dev-shm-usage", "--remote-debugging-port=0",
              f"--user-data-dir={self.profile}", f"--window-size={width},{height}",
              "--lang=zh-CN", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+            env=dict(os.environ, TMPDIR=tmp), start_new_session=True)  # its helper processes too can be stopped as one group
         port = None
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and port is None:
@@ -163,4 +169,17 @@ class Browser:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        shutil.rmtree(self.profile, ignore_errors=True)
+        # Chromium's helpers (crashpad, zygote) can outlive it and write into the profile after
+        # it was removed: stop the whole group, then remove the profile until it stays gone.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            for _ in range(50):  # until the group is gone (signal 0 then fails)
+                os.killpg(self.proc.pid, 0)
+                time.sleep(0.05)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for _ in range(50):
+            shutil.rmtree(self.profile, ignore_errors=True)
+            if not os.path.exists(self.profile):
+                break
+            time.sleep(0.1)

@@ -767,7 +767,10 @@ static void s_check_date(uint32_t date, const as_validate_ctx_t *ctx, const char
 }
 
 /* Village: 12 digits starting with the county's code; the township (digits 7-9) in the 2020
- * township table; the village part (10-12) 001-399 (residents' and village committees). */
+ * township table: 001-099 subdistricts, 100-199 towns, 200-399 townships, 400-599 units that are
+ * both an enterprise and a government (reclamation farms, forest farms, management offices:
+ * 207 of Jiangxi's 1,771); the village part (10-12) 001-599 (residents' and village committees
+ * and the units like them, as those farms have). */
 static void s_check_village(const char *v, size_t n, uint32_t county, as_row_errors_t *errs)
 {
     bool digits = n == AS_VILLAGE_LEN;
@@ -788,12 +791,13 @@ static void s_check_village(const char *v, size_t n, uint32_t county, as_row_err
     }
     unsigned town = (unsigned)((v[6] - '0') * 100 + (v[7] - '0') * 10 + (v[8] - '0'));
     unsigned vil = (unsigned)((v[9] - '0') * 100 + (v[10] - '0') * 10 + (v[11] - '0'));
-    if (town < 1 || town > 399 || !as_division_township_exists(county, town))
+    if (town < 1 || town > 599 || !as_division_township_exists(county, town))
         s_err(errs, AS_COL_VILLAGE_CODE, v, n, "村代码第7-9位不是本县的乡镇街道",
-              "digits 7-9 are not a township (001-399) of this county (2020 table)");
-    else if (vil < 1 || vil > 399)
-        s_err(errs, AS_COL_VILLAGE_CODE, v, n, "村代码第10-12位应在001-399之间",
-              "digits 10-12 must be 001-399 (residents' or village committee)");
+              "digits 7-9 are not a township (001-599) of this county (2020 table)");
+    else if (vil < 1 || vil > 599)
+        s_err(errs, AS_COL_VILLAGE_CODE, v, n, "村代码第10-12位应在001-599之间",
+              "digits 10-12 must be 001-599 (a residents' or village committee, or a unit like "
+              "one)");
 }
 
 /* Full-width digits, X and dash (as Chinese input methods type them) folded to ASCII, so the

@@ -462,8 +462,19 @@ static void test_village(void **state)
     s_set(f, "village_code", "360730101201");
     s_ok(f);
     assert_string_equal(f->ev.village, "360730101201");
-    const char *bad[] = {"360733101201", "36073010120",  "3607301012011", "360730000201",
-                         "360730400201", "360730101000", "360730101400",  "36073010120a"};
+    /* 宁都县水东工业园 (township 400, a unit that is both an enterprise and a government) and a
+     * unit like a village committee (500-599) are real places */
+    const char *good[] = {"360730400201", "360730101400", "360730101599", "360730211001"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++) {
+        s_set(f, "village_code", good[i]);
+        s_ok(f);
+        assert_string_equal(f->ev.village, good[i]);
+    }
+    /* other county; too short or long; township 000, one not in the table, 600; village 000,
+     * 600; a letter */
+    const char *bad[] = {"360733101201", "36073010120",  "3607301012011",
+                         "360730000201", "360730401201", "360730600201",
+                         "360730101000", "360730101600", "36073010120a"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         s_set(f, "village_code", bad[i]);
         s_bad(f, "village_code");

@@ -1837,8 +1837,6 @@ static int s_flush_collectors(as_ledger_t *l)
     return 0;
 }
 
-/* Writes the group and commits it: its pages synced, its meta page written but not synced
- * (as_ledger_sync explains why). */
 /* Bytes this thread has written so far (wchar of /proc/thread-self/io), 0 when unknown: around
  * mdb_txn_commit it tells the group's page footprint (LMDB writes each dirty page once there). */
 static uint64_t s_thread_wchar(void)
@@ -1855,6 +1853,8 @@ static uint64_t s_thread_wchar(void)
     return v;
 }
 
+/* Writes the group and commits it: its pages synced, its meta page written but not synced
+ * (as_ledger_sync explains why). */
 static int s_commit(as_ledger_t *l, as_commit_info_t *info)
 {
     if (!l->txn)

@@ -843,6 +843,11 @@ static int s_log_read(MDB_txn *txn, MDB_dbi dbi, uint64_t seq, as_log_entry_t *e
     return 0;
 }
 
+int as_ledger_log_get(as_ledger_t *l, MDB_txn *txn, uint64_t seq, as_log_entry_t *e)
+{
+    return s_log_read(txn, l->db_log, seq, e);
+}
+
 /* Measures of an event in the order of the NM columns. */
 static void s_measures(const as_event_t *ev, int64_t m[NM])
 {

@@ -303,6 +303,10 @@ typedef int (*as_log_raw_cb)(void *ctx, uint64_t seq, uint64_t commit_ms, const 
 int as_ledger_replay_raw(as_ledger_t *l, uint64_t from, size_t limit, as_log_raw_cb cb, void *ctx,
                          uint64_t *next, uint64_t *last);
 
+/* Reads log entry seq inside txn, a transaction of the ledger's environment (an extension's
+ * opening transaction, say). Returns 0, MDB_NOTFOUND, or another LMDB code. */
+int as_ledger_log_get(as_ledger_t *l, MDB_txn *txn, uint64_t seq, as_log_entry_t *e);
+
 /* Newest sequence number in the event log (0 when empty). */
 uint64_t as_ledger_last_seq(as_ledger_t *l);
 

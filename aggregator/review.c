@@ -3,6 +3,7 @@
 #include "err.h"
 #include "log.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,9 +12,9 @@
 /*
  * Sub-databases of the ledger's environment, written inside the group transaction:
  *   flagcount  year(2) bit(1) county(3) → live flagged events (i64)
- *   xmatch     'V' date(4) hash(org, village)(8) county(3) seq(8) and
- *              'M' date(4) hash(org, funds, goods, benef)(8) county(3) seq(8) → empty:
- *              live events, to find the same activity reported by another county
+ *   xday       date(4) hash(org)(4) 'V' hash(org, village)(8) county(3) seq(8) and
+ *              date(4) hash(org)(4) 'M' hash(org, funds, goods, benef)(8) county(3) seq(8)
+ *              → empty: live events, to find the same activity reported by another county
  * The same-activity rule: a new event (or correction) is flagged DUPLICATE_ACROSS_COUNTIES when a
  * live event of the same organisation on the same date from ANOTHER county has the same village
  * code, or the same funds, goods and beneficiaries with at least one of them non-zero. The later
@@ -254,17 +255,21 @@ static bool s_outlier(as_review_t *r, const as_event_t *ev)
 
 /* ---- the cross-county index ----------------------------------------------------------------- */
 
-/* "xmatch" holds up to two records per live counted event, each keyed by what the rule compares
- * and then by county, so that a lookup is at most two seeks whatever a county reported that day:
- *   'V' date4 h8 county3 seq8   h = hash of (organisation, village), when the event names one
- *   'M' date4 h8 county3 seq8   h = hash of (organisation, funds, goods, beneficiaries), when one
- *                               of the three is non-zero
- * The date comes right after the tag, so that a group's inserts, which arrive roughly in date
- * order (a county's monthly spreadsheet), land on few pages; the 64-bit hash keeps the keys at 24
- * bytes (the compared fields themselves made 46 and 58: more pages to write per group). Two
- * different activities share a hash with odds of 2^-64: at worst a needless review flag. Values
- * are empty. */
-#define XP    (1 + 4 + 8) /* the prefix compared */
+/* "xday" holds up to two records per live counted event, each keyed by the day, the
+ * organisation and what the rule compares, then by county, so that a lookup is at most two seeks
+ * whatever a county reported that day:
+ *   date4 o4 'V' h8 county3 seq8   h = hash of (organisation, village), when the event names one
+ *   date4 o4 'M' h8 county3 seq8   h = hash of (organisation, funds, goods, beneficiaries), when
+ *                                  one of the three is non-zero
+ * o is a 32-bit hash of the organisation: an event's two records share the prefix (date, o), so
+ * they land on the same page, as the records of one organisation's day do. Random keys cost a
+ * page each per group (LMDB copies and writes every page a group touches): with the tag first
+ * ("xmatch", before), the two records lay in two halves of the tree, and the index alone was
+ * ~2.1 of the ~3.4 pages a group wrote per event at 1,000,000 events held. The 64-bit hash keeps
+ * the keys at 28 bytes (the compared fields themselves made 50 and 62). Two different activities
+ * share a hash with odds of 2^-64: at worst a needless review flag. Values are empty. */
+#define XTAG  8               /* where the tag is */
+#define XP    (4 + 4 + 1 + 8) /* the prefix compared */
 #define XKMAX (XP + 3 + 8)
 
 typedef struct {
@@ -324,10 +329,12 @@ static uint64_t s_mix(uint64_t h)
 static size_t s_xkey(uint8_t k[XKMAX], char kind, const s_xfacts_t *f, uint32_t county,
                      uint64_t seq)
 {
-    k[0] = (uint8_t)kind;
-    s_put_be(k + 1, f->date, 4);
-    uint64_t h = s_fnv(0xcbf29ce484222325ull, &k[0], 1);
     size_t on = strnlen(f->org, AS_CODE_LEN);
+    s_put_be(k, f->date, 4);
+    s_put_be(k + 4, s_mix(s_fnv(0xcbf29ce484222325ull, f->org, on)) >> 32, 4);
+    k[XTAG] = (uint8_t)kind;
+    uint64_t h = s_fnv(0xcbf29ce484222325ull, &k[XTAG], 1);
+    h = s_fnv(h, k, 4);
     h = s_fnv(h, f->org, on);
     h = s_fnv(h, "|", 1);
     if (kind == 'V') {
@@ -344,7 +351,7 @@ static size_t s_xkey(uint8_t k[XKMAX], char kind, const s_xfacts_t *f, uint32_t 
         s_put_be(m + 16, f->benef, 8);
         h = s_fnv(h, m, sizeof m);
     }
-    s_put_be(k + 5, s_mix(h), 8);
+    s_put_be(k + XTAG + 1, s_mix(h), 8);
     s_put_be(k + XP, county, 3);
     s_put_be(k + XP + 3, seq, 8);
     return XP;
@@ -425,7 +432,7 @@ static int s_cross_county_put(as_review_t *r, MDB_txn *txn, const as_event_t *ev
 
 /* A ledger written before "xmatch" holds one record per live event in "xdate" (date4 org18
  * county3 seq8) or, older, "xcounty" (org18 date4 county3 seq8), each → village12 funds8 goods8
- * benef8 (native order): they move to "xmatch" once, in the opening transaction, and the old
+ * benef8 (native order): they move to "xday" once, in the opening transaction, and the old
  * index is dropped. */
 static int s_convert_old(MDB_txn *txn, MDB_dbi to, const char *name, size_t date_at, size_t org_at)
 {
@@ -466,6 +473,73 @@ static int s_convert_old(MDB_txn *txn, MDB_dbi to, const char *name, size_t date
         return rc;
     AS_INFO("review", "cross-county index converted from \"%s\" (%zu events)", name, n);
     return 0;
+}
+
+static int s_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* A ledger written with "xmatch" (tag1 date4 h8 county3 seq8, the tag first) holds
+ * the sequences of the live events but not their organisations: each of them is read back from
+ * the event log into "xday", in the opening transaction, and the old index is dropped. */
+static int s_convert_xmatch(as_ledger_t *l, MDB_txn *txn, MDB_dbi to)
+{
+    MDB_dbi from;
+    int rc = mdb_dbi_open(txn, "xmatch", 0, &from);
+    if (rc == MDB_NOTFOUND)
+        return 0;
+    if (rc)
+        return rc;
+    MDB_stat st;
+    if ((rc = mdb_stat(txn, from, &st)) != 0)
+        return rc;
+    uint64_t *seqs = malloc((st.ms_entries ? st.ms_entries : 1) * sizeof *seqs);
+    as_log_entry_t *e = malloc(sizeof *e);
+    MDB_cursor *c = NULL;
+    if (!seqs || !e) {
+        rc = ENOMEM;
+        goto done;
+    }
+    size_t n = 0;
+    if ((rc = mdb_cursor_open(txn, from, &c)) != 0)
+        goto done;
+    MDB_val k, v;
+    for (rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); rc == 0 && n < st.ms_entries;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT))
+        if (k.mv_size == 24)
+            seqs[n++] = s_get_be((const uint8_t *)k.mv_data + 16, 8);
+    mdb_cursor_close(c);
+    if (rc != 0 && rc != MDB_NOTFOUND)
+        goto done;
+    qsort(seqs, n, sizeof *seqs, s_cmp_u64);
+    size_t events = 0;
+    rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        if (i && seqs[i] == seqs[i - 1]) /* an event's 'V' and 'M' records */
+            continue;
+        if ((rc = as_ledger_log_get(l, txn, seqs[i], e)) == MDB_NOTFOUND) {
+            AS_WARN("review",
+                    "converting the cross-county index: event %llu is not in the log; it is "
+                    "left out of the index",
+                    (unsigned long long)seqs[i]);
+            rc = 0;
+            continue;
+        }
+        if (rc == 0) {
+            s_xfacts_t f = s_facts(&e->ev);
+            rc = s_xindex(txn, to, &f, seqs[i], +1);
+            events++;
+        }
+    }
+    if (rc == 0 && (rc = mdb_drop(txn, from, 1)) == 0)
+        AS_INFO("review", "cross-county index converted from \"xmatch\" to \"xday\" (%zu events)",
+                events);
+done:
+    free(seqs);
+    free(e);
+    return rc;
 }
 
 /* ---- counts and amendments ---------------------------------------------------------------------
@@ -638,9 +712,10 @@ as_review_t *as_review_new(as_ledger_t *l, as_registry_t *reg, as_archive_t *ar,
         return NULL;
     }
     if ((rc = mdb_dbi_open(txn, "flagcount", MDB_CREATE, &r->db_flags)) != 0 ||
-        (rc = mdb_dbi_open(txn, "xmatch", MDB_CREATE, &r->db_x)) != 0 ||
+        (rc = mdb_dbi_open(txn, "xday", MDB_CREATE, &r->db_x)) != 0 ||
         (rc = s_convert_old(txn, r->db_x, "xdate", 0, 4)) != 0 ||
-        (rc = s_convert_old(txn, r->db_x, "xcounty", 18, 0)) != 0)
+        (rc = s_convert_old(txn, r->db_x, "xcounty", 18, 0)) != 0 ||
+        (rc = s_convert_xmatch(l, txn, r->db_x)) != 0)
         mdb_txn_abort(txn);
     else
         rc = as_ledger_txn_commit(txn);

@@ -177,7 +177,7 @@ static void s_old_record(MDB_txn *txn, MDB_dbi dbi, size_t date_at, size_t org_a
     assert_int_equal(mdb_put(txn, dbi, &key, &val, 0), 0);
 }
 
-/* Ledgers from before "xmatch": one record per event in "xdate" (date4 org18 ...) or, older,
+/* Ledgers from before "xday": one record per event in "xdate" (date4 org18 ...) or, older,
  * "xcounty" (org18 date4 ...); both are converted when the review opens, and still match. */
 static void test_cross_county_index_converted(void **state)
 {
@@ -196,7 +196,7 @@ static void test_cross_county_index_converted(void **state)
     assert_int_equal(mdb_dbi_open(txn, "xcounty", MDB_CREATE, &xc), 0);
     s_old_record(txn, xd, 0, 4, &by_village, 1);
     s_old_record(txn, xc, 18, 0, &by_amounts, 2);
-    assert_int_equal(mdb_dbi_open(txn, "xmatch", 0, &xm), 0);
+    assert_int_equal(mdb_dbi_open(txn, "xday", 0, &xm), 0);
     assert_int_equal(mdb_drop(txn, xm, 1), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
 
@@ -225,6 +225,108 @@ static void test_cross_county_index_converted(void **state)
     assert_int_equal(ev[1].flags, AS_FLAG_DUPLICATE_ACROSS_COUNTIES);
     assert_int_equal(ev[2].flags, 0);
     assert_int_equal(ev[3].flags, 0);
+    yf_close(f);
+}
+
+/* Entries of a sub-database, -1 when it does not exist. */
+static long s_entries(MDB_env *env, const char *name)
+{
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_stat st;
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    long n = -1;
+    if (mdb_dbi_open(txn, name, 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0)
+        n = (long)st.ms_entries;
+    mdb_txn_abort(txn);
+    return n;
+}
+
+/* Ledgers with "xmatch" (tag1 date4 h8 county3 seq8: the tag first, so an event's two records lay
+ * in two halves of the tree) are rebuilt into "xday" from the event log when the review opens: a
+ * record per kind the event has, whatever old records named it, none for a sequence the log does
+ * not hold; and the converted events still match. */
+static void test_cross_county_index_from_xmatch(void **state)
+{
+    yf_t *f = yf_open(registry, NULL);
+    as_event_t old[3] = {
+        yf_event(f, 360730, ORG_A, 20250310, 0, 0),     /* village only: seq 1 */
+        yf_event(f, 360730, ORG_B, 20250311, 5000, 20), /* amounts only: seq 2 */
+        yf_event(f, 360730, ORG_A, 20250312, 100, 3),   /* both: seq 3 */
+    };
+    snprintf(old[0].village, sizeof old[0].village, "360730100201");
+    snprintf(old[2].village, sizeof old[2].village, "360730100202");
+    yf_apply(f, old, 3);
+    MDB_env *env = as_ledger_env(f->l);
+    assert_int_equal(s_entries(env, "xday"), 4);
+    as_report_destroy(&f->rep);
+    as_review_destroy(&f->rv);
+
+    MDB_txn *txn;
+    MDB_dbi xd, xm;
+    assert_int_equal(mdb_txn_begin(env, NULL, 0, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "xday", 0, &xd), 0);
+    assert_int_equal(mdb_drop(txn, xd, 1), 0);
+    assert_int_equal(mdb_dbi_open(txn, "xmatch", MDB_CREATE, &xm), 0);
+    const struct {
+        char tag;
+        uint64_t seq;
+    } recs[] = {{'V', 1}, {'M', 2}, {'V', 3}, {'M', 3}, {'V', 99}};
+    for (size_t i = 0; i < sizeof recs / sizeof recs[0]; i++) {
+        uint8_t k[24] = {(uint8_t)recs[i].tag, 0x01, 0x34, 0x18, 0x3e}; /* 20250110: any date */
+        k[13] = (uint8_t)i;                                             /* any hash */
+        for (int b = 0; b < 8; b++)
+            k[16 + b] = (uint8_t)(recs[i].seq >> (56 - 8 * b));
+        MDB_val key = {24, k}, val = {0, NULL};
+        assert_int_equal(mdb_put(txn, xm, &key, &val, 0), 0);
+    }
+    assert_int_equal(mdb_txn_commit(txn), 0);
+
+    int err;
+    f->rv = as_review_new(f->l, f->reg, f->ar, NULL, &err);
+    assert_non_null(f->rv);
+    as_report_opts_t ro;
+    as_report_opts_default(&ro);
+    ro.out_dir = f->dir;
+    f->rep = as_report_new(f->l, f->reg, f->ar, f->rv, &ro, &err);
+    assert_non_null(f->rep);
+    assert_int_equal(s_entries(env, "xmatch"), -1);
+    assert_int_equal(s_entries(env, "xday"), 4);
+    /* seq 3's two records are neighbours in the tree (on one page, whatever else the day holds) */
+    MDB_cursor *c;
+    MDB_val k, v;
+    uint64_t seqs[4];
+    int n = 0;
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "xday", 0, &xd), 0);
+    assert_int_equal(mdb_cursor_open(txn, xd, &c), 0);
+    while (n < 4 && mdb_cursor_get(c, &k, &v, n ? MDB_NEXT : MDB_FIRST) == 0) {
+        assert_int_equal(k.mv_size, 28);
+        seqs[n] = 0;
+        for (int b = 0; b < 8; b++)
+            seqs[n] = seqs[n] << 8 | ((const uint8_t *)k.mv_data)[20 + b];
+        n++;
+    }
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    assert_int_equal(n, 4);
+    assert_int_equal(seqs[0], 1);
+    assert_int_equal(seqs[1], 2);
+    assert_int_equal(seqs[2], 3);
+    assert_int_equal(seqs[3], 3);
+
+    as_event_t ev[5] = {
+        yf_event(f, 360731, ORG_A, 20250310, 7, 7),     /* seq 1's village */
+        yf_event(f, 360731, ORG_B, 20250311, 5000, 20), /* seq 2's amounts */
+        yf_event(f, 360731, ORG_A, 20250312, 100, 3),   /* seq 3's amounts */
+        yf_event(f, 360732, ORG_A, 20250312, 1, 1),     /* seq 3's village */
+        yf_event(f, 360731, ORG_B, 20250312, 5000, 20), /* other date: no */
+    };
+    snprintf(ev[0].village, sizeof ev[0].village, "360730100201");
+    snprintf(ev[3].village, sizeof ev[3].village, "360730100202");
+    yf_apply(f, ev, 5);
+    for (int i = 0; i < 5; i++)
+        assert_int_equal(ev[i].flags, i < 4 ? AS_FLAG_DUPLICATE_ACROSS_COUNTIES : 0);
     yf_close(f);
 }
 
@@ -314,6 +416,7 @@ int main(void)
         cmocka_unit_test(test_cross_county),
         cmocka_unit_test(test_cross_county_village_and_crowd),
         cmocka_unit_test(test_cross_county_index_converted),
+        cmocka_unit_test(test_cross_county_index_from_xmatch),
         cmocka_unit_test(test_outliers),
         cmocka_unit_test(test_amendments),
     };

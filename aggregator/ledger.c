@@ -596,8 +596,9 @@ void as_ledger_set_event_hook(as_ledger_t *l, as_ledger_event_cb cb, void *ctx)
 /* ---- map growth ---------------------------------------------------------------------------- */
 
 /* Grows the map (no transaction open) when the data would come near its end: above 70% use, or
- * less room left than twice the largest group so far wrote, or after a MDB_MAP_FULL. */
-static int s_maybe_grow(as_ledger_t *l, bool dry_run)
+ * less room left than twice the largest group so far wrote or than `room`, or after a
+ * MDB_MAP_FULL. */
+static int s_maybe_grow(as_ledger_t *l, bool dry_run, uint64_t room)
 {
     MDB_envinfo info;
     MDB_stat st;
@@ -607,7 +608,7 @@ static int s_maybe_grow(as_ledger_t *l, bool dry_run)
     uint64_t used = (uint64_t)(info.me_last_pgno + 1) * st.ms_psize;
     uint64_t want = info.me_mapsize;
     bool must = l->must_grow;
-    while (must || used * 10 > want * 7 || want - used < l->grow_margin) {
+    while (must || used * 10 > want * 7 || want - used < l->grow_margin || want - used < room) {
         want *= 2;
         must = false;
     }
@@ -677,8 +678,17 @@ int as_ledger_grow(as_ledger_t *l)
     if (l->txn)
         return AS_E_STATE;
     if (atomic_load(&l->backups) > 0) /* a read in another thread: next time */
-        return s_maybe_grow(l, true);
-    return s_maybe_grow(l, false);
+        return s_maybe_grow(l, true, 0);
+    return s_maybe_grow(l, false, 0);
+}
+
+int as_ledger_reserve(as_ledger_t *l, uint64_t bytes)
+{
+    if (l->txn)
+        return AS_E_STATE;
+    if (atomic_load(&l->backups) > 0)
+        return AS_E_STATE;
+    return s_maybe_grow(l, false, bytes);
 }
 
 bool as_ledger_growth_waiting(as_ledger_t *l)
@@ -690,7 +700,7 @@ int as_ledger_begin(as_ledger_t *l)
 {
     if (l->txn)
         return AS_E_STATE;
-    int rc = l->grow_outside ? 0 : s_maybe_grow(l, false);
+    int rc = l->grow_outside ? 0 : s_maybe_grow(l, false, 0);
     if (rc)
         return rc;
     if ((rc = mdb_txn_begin(l->env, NULL, 0, &l->txn)) != 0) {

@@ -99,6 +99,12 @@ typedef struct {
  * when the group transaction is open, or AS_E_DB. */
 int as_ledger_grow(as_ledger_t *l);
 
+/* Grows the map, if needed, so that at least `bytes` lie free past the data (for one large write
+ * transaction of an extension, e.g. a conversion when it opens), under the same rules as
+ * as_ledger_grow. Returns 0, AS_E_STATE when a group transaction is open or the map is held, or
+ * AS_E_DB. */
+int as_ledger_reserve(as_ledger_t *l, uint64_t bytes);
+
 /* Holds (delta +1) or releases (-1) the map's size for reads in another thread: as_ledger_grow
  * does nothing while it is held. Hold on the thread that grows the map (the loop) before handing
  * work to the other thread; release from anywhere once that work's reads are over. */

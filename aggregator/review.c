@@ -542,6 +542,25 @@ done:
     return rc;
 }
 
+/* Bytes of the pages of the older indexes that a conversion reads (0: none to convert). */
+static uint64_t s_old_index_bytes(MDB_env *env)
+{
+    static const char *const names[] = {"xmatch", "xdate", "xcounty"};
+    MDB_txn *txn;
+    if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+        return 0;
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        MDB_dbi dbi;
+        MDB_stat st;
+        if (mdb_dbi_open(txn, names[i], 0, &dbi) == 0 && mdb_stat(txn, dbi, &st) == 0)
+            bytes += (uint64_t)(st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) *
+                     st.ms_psize;
+    }
+    mdb_txn_abort(txn);
+    return bytes;
+}
+
 /* ---- counts and amendments ---------------------------------------------------------------------
  */
 
@@ -706,8 +725,24 @@ as_review_t *as_review_new(as_ledger_t *l, as_registry_t *reg, as_archive_t *ar,
         r->rule.window = 1;
     r->scratch = calloc(r->rule.window, sizeof *r->scratch);
     MDB_txn *txn;
-    if (!r->scratch || (rc = mdb_txn_begin(as_ledger_env(l), NULL, 0, &txn)) != 0) {
-        *err = r->scratch ? AS_E_DB : AS_E_NOMEM;
+    if (!r->scratch) {
+        *err = AS_E_NOMEM;
+        as_review_destroy(&r);
+        return NULL;
+    }
+    /* a conversion writes the new index in one transaction: room for it, beside the old one */
+    uint64_t room = s_old_index_bytes(as_ledger_env(l)) * 3;
+    if (room && (rc = as_ledger_reserve(l, room)) != 0) {
+        AS_ERROR("review",
+                 "cannot make room in the ledger's map to convert the cross-county "
+                 "index: %s; the aggregator does not start",
+                 as_strerror(rc));
+        *err = rc;
+        as_review_destroy(&r);
+        return NULL;
+    }
+    if ((rc = mdb_txn_begin(as_ledger_env(l), NULL, 0, &txn)) != 0) {
+        *err = AS_E_DB;
         as_review_destroy(&r);
         return NULL;
     }

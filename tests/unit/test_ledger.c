@@ -1041,6 +1041,55 @@ static void test_map_growth_held(void **state)
     assert_int_equal(as_ledger_last_seq(f->l), (uint64_t)i);
 }
 
+/* as_ledger_reserve leaves the asked room free past the data, refuses inside a group or while the
+ * map is held, and as_ledger_log_get reads an entry inside a caller's transaction. */
+static void test_reserve_and_log_get(void **state)
+{
+    fx_t *f = *state;
+    as_ledger_destroy(&f->l);
+    char cmd[160];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", f->path);
+    assert_int_equal(system(cmd), 0);
+    as_ledger_opts_t o = {
+        .initial_map_bytes = 1u << 20, .no_sync = true, .grow_outside_groups = true};
+    int err = 0;
+    f->l = as_ledger_new(f->path, &o, &err);
+    assert_non_null(f->l);
+    as_event_t ev;
+    as_apply_result_t r;
+    assert_int_equal(as_ledger_begin(f->l), 0);
+    s_event(f, &ev, s_county(3), 7, 20250402);
+    assert_int_equal(as_ledger_apply(f->l, &ev, &r), 0);
+    assert_int_equal(as_ledger_reserve(f->l, 8u << 20), AS_E_STATE);
+    assert_int_equal(as_ledger_commit(f->l, NULL), 0);
+    uint64_t file, map;
+    assert_int_equal(as_ledger_size(f->l, &file, &map), 0);
+    assert_int_equal(map, 1u << 20);
+    as_ledger_hold_map(f->l, +1);
+    assert_int_equal(as_ledger_reserve(f->l, 8u << 20), AS_E_STATE);
+    as_ledger_hold_map(f->l, -1);
+    assert_int_equal(as_ledger_reserve(f->l, 8u << 20), 0);
+    assert_int_equal(as_ledger_size(f->l, &file, &map), 0);
+    assert_true(map >= file + (8u << 20));
+    assert_int_equal(as_ledger_reserve(f->l, 8u << 20), 0); /* enough already: unchanged */
+    uint64_t map2;
+    assert_int_equal(as_ledger_size(f->l, &file, &map2), 0);
+    assert_int_equal(map2, map);
+
+    MDB_txn *txn;
+    as_log_entry_t *e = malloc(sizeof *e);
+    assert_non_null(e);
+    assert_int_equal(mdb_txn_begin(as_ledger_env(f->l), NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(as_ledger_log_get(f->l, txn, r.seq, e), 0);
+    assert_int_equal(e->seq, r.seq);
+    assert_int_equal(e->ev.county, ev.county);
+    assert_int_equal(e->ev.date, 20250402);
+    assert_memory_equal(e->ev.id, ev.id, AS_ID_LEN);
+    assert_int_equal(as_ledger_log_get(f->l, txn, r.seq + 1, e), MDB_NOTFOUND);
+    mdb_txn_abort(txn);
+    free(e);
+}
+
 static void test_collectors(void **state)
 {
     fx_t *f = *state;
@@ -1271,6 +1320,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_log_reopen_abort, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_map_growth, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_map_growth_held, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_reserve_and_log_get, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_collectors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_pipelined_commits, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_apply_packed, s_setup, s_teardown),

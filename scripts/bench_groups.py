@@ -6,10 +6,12 @@ With a real aidstat-aggregator on loopback (temporary folder, free ports, remove
 divisions as fast as they are acknowledged, then offers --rate events/s for --seconds. Printed:
 
 - per thread of the aggregator, the CPU it used in the middle 8 s of the load (/proc, in cores),
-  bench_ingest's own, and the whole machine's (busy, iowait, idle: /proc/stat);
+  bench_ingest's own, and the whole machine's (busy, of it irq, softirq and time stolen by the
+  hypervisor; iowait; idle: /proc/stat);
 - from the aggregator's "group of N events committed" debug lines of the load phase: the groups,
   their median and mean size, the bytes of pages the commits wrote per event (the write(2) bytes
-  of mdb_txn_commit), the median pages per commit, the median transaction and writer-CPU time;
+  of mdb_txn_commit), the median pages per commit, the median transaction time and the writer's
+  CPU per event;
 - the load's acknowledgement latency (bench_ingest --acks-out: send → acknowledgement per batch).
 
 usage: bench_groups.py BUILD_DIR [--preload N] [--rate R] [--seconds S] [--batch B]
@@ -88,8 +90,9 @@ try:
     print(f"  aggregator {sum(b[k] - a.get(k, 0) for k in b) / HZ / dt:.3f} core, "
           f"bench_ingest {(lb - la) / HZ / dt:.3f} core")
     tot = [int(y) - int(x) for x, y in zip(st0[1:], st1[1:])]
-    print(f"  machine: busy {(sum(tot) - tot[3] - tot[4]) / HZ / dt:.2f} cores, "
-          f"iowait {tot[4] / HZ / dt:.2f}, idle {tot[3] / HZ / dt:.2f}")
+    print(f"  machine: busy {(sum(tot) - tot[3] - tot[4]) / HZ / dt:.2f} cores (of it irq "
+          f"{tot[5] / HZ / dt:.3f}, softirq {tot[6] / HZ / dt:.3f}, stolen by the hypervisor "
+          f"{tot[7] / HZ / dt:.3f}), iowait {tot[4] / HZ / dt:.2f}, idle {tot[3] / HZ / dt:.2f}")
     out, _ = load.communicate(timeout=120)
     print("load:", out.strip()[:400])
     text = open(log, encoding="utf-8", errors="replace").read()[mark:]

@@ -1000,9 +1000,10 @@ static void test_map_growth(void **state)
 
 /* While another thread's read holds the map, as_ledger_grow does not resize it but says that
  * it waits; once released, the next call grows it. */
-static void test_map_growth_held(void **state)
+/* Replaces the fixture's ledger by an empty one of a 1 MiB map that grows only in
+ * as_ledger_grow (as a daemon's does). */
+static void s_fresh_grow_outside(fx_t *f)
 {
-    fx_t *f = *state;
     as_ledger_destroy(&f->l);
     char cmd[160];
     snprintf(cmd, sizeof cmd, "rm -rf %s", f->path);
@@ -1012,6 +1013,12 @@ static void test_map_growth_held(void **state)
     int err = 0;
     f->l = as_ledger_new(f->path, &o, &err);
     assert_non_null(f->l);
+}
+
+static void test_map_growth_held(void **state)
+{
+    fx_t *f = *state;
+    s_fresh_grow_outside(f);
     assert_false(as_ledger_growth_waiting(f->l));
     as_event_t ev;
     uint64_t file, map;
@@ -1046,15 +1053,7 @@ static void test_map_growth_held(void **state)
 static void test_reserve_and_log_get(void **state)
 {
     fx_t *f = *state;
-    as_ledger_destroy(&f->l);
-    char cmd[160];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", f->path);
-    assert_int_equal(system(cmd), 0);
-    as_ledger_opts_t o = {
-        .initial_map_bytes = 1u << 20, .no_sync = true, .grow_outside_groups = true};
-    int err = 0;
-    f->l = as_ledger_new(f->path, &o, &err);
-    assert_non_null(f->l);
+    s_fresh_grow_outside(f);
     as_event_t ev;
     as_apply_result_t r;
     assert_int_equal(as_ledger_begin(f->l), 0);

@@ -156,6 +156,20 @@ static void test_cross_county_village_and_crowd(void **state)
     yf_close(f);
 }
 
+/* Opens the review (which converts an older cross-county index) and the report again, as the
+ * fixture had them, after a test closed them to lay out an older ledger. */
+static void s_reopen_review(yf_t *f)
+{
+    int err;
+    f->rv = as_review_new(f->l, f->reg, f->ar, NULL, &err);
+    assert_non_null(f->rv);
+    as_report_opts_t ro;
+    as_report_opts_default(&ro);
+    ro.out_dir = f->dir;
+    f->rep = as_report_new(f->l, f->reg, f->ar, f->rv, &ro, &err);
+    assert_non_null(f->rep);
+}
+
 /* Writes one record of an older index layout: key date/org at the given offsets, county3 seq8;
  * value village12 funds8 goods8 benef8 in native order. */
 static void s_old_record(MDB_txn *txn, MDB_dbi dbi, size_t date_at, size_t org_at,
@@ -200,14 +214,7 @@ static void test_cross_county_index_converted(void **state)
     assert_int_equal(mdb_drop(txn, xm, 1), 0);
     assert_int_equal(mdb_txn_commit(txn), 0);
 
-    int err;
-    f->rv = as_review_new(f->l, f->reg, f->ar, NULL, &err);
-    assert_non_null(f->rv);
-    as_report_opts_t ro;
-    as_report_opts_default(&ro);
-    ro.out_dir = f->dir;
-    f->rep = as_report_new(f->l, f->reg, f->ar, f->rv, &ro, &err);
-    assert_non_null(f->rep);
+    s_reopen_review(f);
 
     assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
     assert_int_equal(mdb_dbi_open(txn, "xcounty", 0, &xc), MDB_NOTFOUND);
@@ -282,14 +289,7 @@ static void test_cross_county_index_from_xmatch(void **state)
     }
     assert_int_equal(mdb_txn_commit(txn), 0);
 
-    int err;
-    f->rv = as_review_new(f->l, f->reg, f->ar, NULL, &err);
-    assert_non_null(f->rv);
-    as_report_opts_t ro;
-    as_report_opts_default(&ro);
-    ro.out_dir = f->dir;
-    f->rep = as_report_new(f->l, f->reg, f->ar, f->rv, &ro, &err);
-    assert_non_null(f->rep);
+    s_reopen_review(f);
     assert_int_equal(s_entries(env, "xmatch"), -1);
     assert_int_equal(s_entries(env, "xday"), 4);
     /* seq 3's two records are neighbours in the tree (on one page, whatever else the day holds) */

@@ -526,6 +526,10 @@ static const char *s_reject_name(int r)
         return "retraction not live";
     case AS_REJECT_MALFORMED:
         return "malformed";
+    case AS_REJECT_OTHER_COUNTY:
+        return "another county's event";
+    case AS_REJECT_OVERFLOW:
+        return "total would overflow";
     }
     return "?";
 }

@@ -72,6 +72,9 @@ typedef enum {
     AS_REJECT_WRONG_COUNTY = 2,
     AS_REJECT_RETRACT_NOT_LIVE = 3,
     AS_REJECT_MALFORMED = 4,
+    AS_REJECT_OTHER_COUNTY = 5, /* a correction/retraction naming another county's event */
+    AS_REJECT_OVERFLOW = 6,     /* applying it would overflow a total */
+    AS_REJECT_CODE_COUNT
 } as_reject_code_t;
 
 typedef struct {

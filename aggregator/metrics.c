@@ -1,12 +1,13 @@
 /* metrics: counters and histograms in the Prometheus text format 0.0.4. */
 #include "metrics.h"
+#include "refusal.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define REJECT_CODES 5 /* AS_REJECT_NONE .. AS_REJECT_MALFORMED */
+#define REJECT_CODES AS_REJECT_CODE_COUNT
 
 static const double s_latency_bounds[] = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
                                           0.025,  0.05,    0.1,    0.25,  0.5,    1.0};
@@ -28,8 +29,9 @@ struct as_metrics_s {
     s_hist_t batch;   /* events per committed group */
 };
 
-static const char *s_reject_names[REJECT_CODES] = {"none", "invalid", "wrong_county",
-                                                   "retract_not_live", "malformed"};
+static const char *s_reject_names[REJECT_CODES] = {
+    "none", "invalid", "wrong_county", "retract_not_live", "malformed", "other_county", "overflow"};
+_Static_assert(AS_REJECT_CODE_COUNT == 7, "every reject code needs its name in s_reject_names");
 
 as_metrics_t *as_metrics_new(void)
 {
@@ -215,6 +217,13 @@ char *as_metrics_render(const as_metrics_t *m, const as_metrics_gauges_t *g, siz
               m->counter[AS_METRIC_HTTP_ERRORS]);
     s_counter(&b, "aidstat_stream_drops_total", "Stream clients dropped for being too slow.",
               m->counter[AS_METRIC_SSE_DROPS]);
+
+    s_header(&b, "aidstat_refusals_total", "counter",
+             "Input refused before it could change anything, by stage and reason.");
+    for (int i = 0; i < AS_REFUSE_COUNT; i++)
+        s_printf(&b, "aidstat_refusals_total{stage=\"%s\",reason=\"%s\"} %llu\n",
+                 as_refusal_stage((as_refusal_t)i), as_refusal_reason((as_refusal_t)i),
+                 (unsigned long long)as_refusal_get((as_refusal_t)i));
 
     s_gauge(&b, "aidstat_collectors", "Collectors the ledger knows.", g->collectors_known);
     s_gauge(&b, "aidstat_collectors_connected", "Collectors connected now.",

@@ -38,6 +38,10 @@ const char *as_strerror(int code)
         return "not valid in the current state";
     case AS_E_AUTH:
         return "not authenticated or not authorised";
+    case AS_E_OVERFLOW:
+        return "a total would overflow";
+    case AS_E_BUSY:
+        return "in use by another process";
     default:
         if (code < 0 && code > -4096) {
             const char *s = strerrordesc_np(-code);

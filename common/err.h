@@ -22,7 +22,9 @@ enum {
     AS_E_LOCKED = -29012,    /* the year is locked by its final report */
     AS_E_STATE = -29013,     /* operation not valid in the current state */
     AS_E_AUTH = -29014,      /* unauthenticated or unauthorised */
-    AS_E_LAST = -29015
+    AS_E_OVERFLOW = -29015,  /* a total or counter would overflow */
+    AS_E_BUSY = -29016,      /* held by another process (a data folder's lock) */
+    AS_E_LAST = -29017
 };
 
 /* Returns a static, human-readable text for any code above (or a -errno). Never NULL. */

@@ -9,6 +9,7 @@
 #include <cmocka.h>
 
 #include "metrics.h"
+#include "refusal.h"
 
 #include <ctype.h>
 #include <math.h>
@@ -218,8 +219,9 @@ static void test_empty_render(void **state)
     assert_non_null(t);
     shape_t s;
     s_check_shape(t, len, &s);
-    assert_int_equal(s.n, 18);
+    assert_int_equal(s.n, 19);
     assert_true(s_value(t, "aidstat_events_total{result=\"accepted\"}") == 0);
+    assert_true(s_value(t, "aidstat_refusals_total{stage=\"zap\",reason=\"denied\"}") == 0);
     assert_true(s_value(t, "aidstat_commit_duration_seconds_count") == 0);
     assert_true(s_value(t, "aidstat_feed_sequence") == 0);
     assert_null(strstr(t, "reason=\"other\""));
@@ -275,10 +277,16 @@ static void test_results_and_counters(void **state)
                              .feed_seq = 18446744073709551615ull,
                              .sse_clients = 3,
                              .http_connections = 4};
+    as_refusal_reset();
+    as_refusal_count(AS_REFUSE_QUERY_UNAUTHORISED);
+    as_refusal_count(AS_REFUSE_QUERY_UNAUTHORISED);
     size_t len;
     char *t = as_metrics_render(m, &g, &len);
     shape_t s;
     s_check_shape(t, len, &s);
+    assert_true(s_value(t, "aidstat_refusals_total{stage=\"query\",reason=\"unauthorised\"}") == 2);
+    assert_true(s_value(t, "aidstat_refusals_total{stage=\"http\",reason=\"too_many\"}") == 0);
+    as_refusal_reset();
     assert_true(s_value(t, "aidstat_events_total{result=\"accepted\"}") == 5);
     assert_true(s_value(t, "aidstat_events_total{result=\"duplicate\"}") == 2);
     assert_true(s_value(t, "aidstat_events_total{result=\"rejected\"}") == 7);
@@ -286,6 +294,7 @@ static void test_results_and_counters(void **state)
     assert_true(s_value(t, "aidstat_events_rejected_total{reason=\"wrong_county\"}") == 2);
     assert_true(s_value(t, "aidstat_events_rejected_total{reason=\"retract_not_live\"}") == 1);
     assert_true(s_value(t, "aidstat_events_rejected_total{reason=\"malformed\"}") == 1);
+    assert_true(s_value(t, "aidstat_events_rejected_total{reason=\"overflow\"}") == 0);
     assert_true(s_value(t, "aidstat_events_rejected_total{reason=\"other\"}") == 2);
     assert_null(strstr(t, "reason=\"none\""));
     assert_true(s_value(t, "aidstat_batches_total") == 7);

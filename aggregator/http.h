@@ -32,12 +32,36 @@ typedef struct {
 } as_http_source_t;
 
 typedef struct {
-    int header_timeout_ms; /* 0: 10,000; a request whose headers take longer gets 408 */
+    int header_timeout_ms; /* 0: 5,000; a request whose headers take longer gets 408 */
     int idle_timeout_ms;   /* 0: 60,000; an idle keep-alive connection is closed after it */
     int heartbeat_ms;      /* 0: 15,000; SSE comment lines keep proxies and clients awake */
     int push_delay_ms;     /* 0: 100; commits within this window make one SSE message */
     int silent_after_s;    /* 0: 86,400; a collector not heard for longer stands out */
+    /* Who may ask, and how many at once. A connection over max_connections is answered 503
+     * (Retry-After) and closed at once, after an idle keep-alive connection, if any, was closed
+     * to make room; streams have their own budget below it, so that plain requests always
+     * find connections left: over max_streams, or over max_streams_per_client from one client
+     * address, /api/stream answers 503 with Retry-After. A connection that has not sent a
+     * complete request's headers within header_timeout_ms of opening is closed (slowloris). */
+    int max_connections;        /* 0: 1,024 (lowered to what RLIMIT_NOFILE allows) */
+    int max_streams;            /* 0: half of max_connections; always below it */
+    int max_streams_per_client; /* 0: 32; at most max_streams */
+    /* The bearer token every request must carry (Authorization: Bearer TOKEN, or the cookie the
+     * dashboard gets from /?token=TOKEN); NULL or "": no token asked. Copied. */
+    const char *token;
 } as_http_opts_t;
+
+/* Reads the bearer token from the first line of the file at path into out[cap] (trailing
+ * spaces and line end dropped). The file must be a regular file that others (and the group, for
+ * writing) have no access to, and the token 16 to 256 characters of A-Z a-z 0-9 - . _ ~ + / =
+ * (e.g. `openssl rand -hex 32`). Returns 0, or -errno when it cannot be read, AS_E_AUTH when
+ * its permissions are too open, AS_E_INVALID when the token is malformed; why[whylen] then
+ * says what is wrong, naming the file. */
+int as_http_token_read(const char *path, char *out, size_t cap, char *why, size_t whylen);
+
+/* Whether listen ("ADDR:PORT") is a loopback address (127.0.0.0/8 or ::1): 1 yes, 0 no (any
+ * other address, 0.0.0.0 and :: too), AS_E_INVALID when it does not parse. */
+int as_http_listen_is_loopback(const char *listen);
 
 /* Starts listening on listen ("ADDR:PORT"; port 0 picks a free one) on loop. opts may be NULL.
  * Returns the server or NULL with *err set (AS_E_INVALID for a bad address, -errno from libuv,

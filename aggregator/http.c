@@ -294,7 +294,7 @@ static void s_refused(as_http_t *h, as_refusal_t why, const char *what)
     if (h->warned_ms[why] && now - h->warned_ms[why] < WARN_EVERY_MS)
         return;
     AS_WARN("http",
-            "refused: %s (%llu such refusals since the last line, counted in /metrics as "
+            "refused %s; %llu like it since the last such line (counted in /metrics as "
             "aidstat_refusals_total{stage=\"http\",reason=\"%s\"})",
             what, (unsigned long long)h->unlogged[why], as_refusal_reason(why));
     h->warned_ms[why] = now;

@@ -91,7 +91,6 @@ struct s_conn_s {
     int auth_count; /* Authorization headers seen (more than one: refused) */
     char cookie[COOKIE_MAX + 1];
     size_t cookie_len;
-    unsigned requests;  /* requests completed on this connection */
     bool request_timer; /* the timer counts the header deadline (else the idle one) */
     bool refused;       /* answered 503 at accept: read and dropped, closed after its answer */
     bool in_request;    /* bytes of a request arrived */
@@ -1100,7 +1099,6 @@ static int s_on_message_complete(http_parser *p)
 {
     s_conn_t *c = p->data;
     c->in_request = false;
-    c->requests++;
     s_dispatch(c);
     if (c->closing || c->close_after_write || c->sse) {
         http_parser_pause(p, 1);

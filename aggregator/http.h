@@ -1,7 +1,8 @@
 /* http: the aggregator's HTTP/1.1 server on its libuv loop — the JSON API (/api/totals, status,
  * completeness, flags), Server-Sent Events after each commit (/api/stream), Prometheus metrics
- * (/metrics) and the dashboard (/). Requests are parsed by http_parser; limits and a header
- * timeout keep a bad or slow client from holding the server. */
+ * (/metrics) and the dashboard (/). Requests are parsed by http_parser; size limits, a header
+ * deadline and connection and stream caps keep a bad, slow or greedy client from holding the
+ * server, and an optional bearer token (required beyond loopback) keeps out who has none. */
 #ifndef AS_HTTP_H
 #define AS_HTTP_H
 
@@ -37,12 +38,15 @@ typedef struct {
     int heartbeat_ms;      /* 0: 15,000; SSE comment lines keep proxies and clients awake */
     int push_delay_ms;     /* 0: 100; commits within this window make one SSE message */
     int silent_after_s;    /* 0: 86,400; a collector not heard for longer stands out */
-    /* Who may ask, and how many at once. A connection over max_connections is answered 503
-     * (Retry-After) and closed at once, after an idle keep-alive connection, if any, was closed
-     * to make room; streams have their own budget below it, so that plain requests always
-     * find connections left: over max_streams, or over max_streams_per_client from one client
-     * address, /api/stream answers 503 with Retry-After. A connection that has not sent a
-     * complete request's headers within header_timeout_ms of opening is closed (slowloris). */
+    /* Who may ask, and how many at once. A connection over max_connections closes the oldest
+     * connection that is not a stream (plain requests take milliseconds: the oldest is idle,
+     * trickles its request or does not read its answer); only when there is none is the new
+     * one answered 503 (Retry-After) and closed. Streams have their own budget below the cap,
+     * so that plain requests always find room: over max_streams, or over
+     * max_streams_per_client from one client address, /api/stream answers 503 with
+     * Retry-After. A connection that has not sent a complete request's headers within
+     * header_timeout_ms of opening is closed (slowloris). Every refusal is counted
+     * (as_refusal_count, AS_REFUSE_HTTP_*). */
     int max_connections;        /* 0: 1,024 (lowered to what RLIMIT_NOFILE allows) */
     int max_streams;            /* 0: half of max_connections; always below it */
     int max_streams_per_client; /* 0: 32; at most max_streams */

@@ -65,8 +65,9 @@ static const as_cfg_entry_t s_table[] = {
      "must not be open to others (chmod 600)",
      F(http_token)},
     {"http-max-connections", AS_CFG_INT, "1024",
-     "HTTP connections at once; one more is answered 503 and closed (an idle keep-alive "
-     "connection is closed first to make room)",
+     "HTTP connections at once; one more closes the oldest connection that is not a stream "
+     "(idle, trickling its request or not reading its answer) to make room, or, when none is, "
+     "gets 503",
      F(http_max_conns)},
     {"http-max-streams", AS_CFG_INT, "512",
      "open /api/stream clients at once, below --http-max-connections so that plain requests "
@@ -245,11 +246,14 @@ int main(int argc, char **argv)
     long holder = 0;
     as_dirlock_t *lock = as_dirlock_take(o.data, &holder, &rc);
     if (!lock) {
+        char whom[64] = "a process that has not written its pid yet";
+        if (holder > 0)
+            snprintf(whom, sizeof whom, "pid %ld", holder);
         if (rc == AS_E_BUSY)
             fprintf(stderr,
-                    "aidstat-aggregator: data folder %s is in use by another aggregator (pid "
-                    "%ld holds %s/.lock; 0: not written yet); not starting, nothing changed\n",
-                    o.data, holder, o.data);
+                    "aidstat-aggregator: data folder %s is in use by another aggregator (%s holds "
+                    "%s/.lock); not starting, nothing changed\n",
+                    o.data, whom, o.data);
         else
             fprintf(stderr, "aidstat-aggregator: cannot lock the data folder %s (%s/.lock): %s\n",
                     o.data, o.data, as_strerror(rc));

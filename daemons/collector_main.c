@@ -135,11 +135,14 @@ int main(int argc, char **argv)
     long holder = 0;
     as_dirlock_t *lock = as_dirlock_take(o.data, &holder, &rc);
     if (!lock) {
+        char whom[64] = "a process that has not written its pid yet";
+        if (holder > 0)
+            snprintf(whom, sizeof whom, "pid %ld", holder);
         if (rc == AS_E_BUSY)
             fprintf(stderr,
-                    "aidstat-collector: data folder %s is in use by another collector (pid "
-                    "%ld holds %s/.lock; 0: not written yet); not starting, nothing changed\n",
-                    o.data, holder, o.data);
+                    "aidstat-collector: data folder %s is in use by another collector (%s holds "
+                    "%s/.lock); not starting, nothing changed\n",
+                    o.data, whom, o.data);
         else
             fprintf(stderr, "aidstat-collector: cannot lock the data folder %s (%s/.lock): %s\n",
                     o.data, o.data, as_strerror(rc));

@@ -277,6 +277,7 @@ int main(int argc, char **argv)
     daemon_t d = {0};
     if (!(d.agg = as_aggregator_new(&ao, &rc))) {
         AS_ERROR("aggregator", "cannot start: %s", as_strerror(rc));
+        as_dirlock_release(&lock);
         return 1;
     }
     as_yearend_opts_t yo;
@@ -292,6 +293,7 @@ int main(int argc, char **argv)
     if (!(d.yearend = as_yearend_new(d.agg, &yo, &rc))) {
         AS_ERROR("aggregator", "cannot start the registry and reports: %s", as_strerror(rc));
         as_aggregator_destroy(&d.agg);
+        as_dirlock_release(&lock);
         return 1;
     }
     as_aggregator_on_stop(d.agg, s_on_stop, &d);
@@ -311,6 +313,7 @@ int main(int argc, char **argv)
         if (!d.mon) {
             AS_ERROR("aggregator", "cannot serve HTTP on %s: %s", o.http, as_strerror(rc));
             as_aggregator_destroy(&d.agg);
+            as_dirlock_release(&lock);
             return 1;
         }
         as_aggregator_on_commit(d.agg, s_on_commit, &d);

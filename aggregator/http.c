@@ -5,19 +5,37 @@
 #include "err.h"
 #include "log.h"
 #include "measures_json.h"
+#include "refusal.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <http_parser.h>
 #include <jansson.h>
 #include <limits.h>
+#include <sodium.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
-#define MAX_URL         8192       /* longer request line → 414 */
-#define MAX_HEADERS     8192       /* more header bytes → 431 */
-#define MAX_CONNS       1024       /* more → closed at once */
+#define MAX_URL         8192 /* longer request line → 414 */
+#define MAX_HEADERS     8192 /* more header bytes → 431 */
+#define MAX_CONNS       1024 /* default cap of connections; more → 503 and closed */
+#define MAX_REFUSING    64   /* connections being answered 503 at once; more: closed */
+#define REFUSE_LINGER   2000 /* ms a refused connection may take to read its 503 */
+#define FD_RESERVE      256  /* descriptors kept for LMDB, ZeroMQ, files, reports */
+#define STREAMS_PER_IP  32   /* default cap of one client address's streams */
+#define RETRY_AFTER_S   10   /* Retry-After of a refused stream */
+#define TOKEN_MAX       256
+#define AUTH_MAX        (TOKEN_MAX + 32) /* an Authorization value we look at */
+#define COOKIE_MAX      2048             /* a Cookie header we look at */
+#define COOKIE_NAME     "aidstat_token"
+#define WARN_EVERY_MS   10000      /* a refusal class is logged at most this often */
 #define SSE_MAX_QUEUE   (1u << 20) /* a stream client this far behind is dropped */
 #define MAX_PARAMS      8
 #define LIVE_WINDOW_MS  30000 /* default "connected": heard within this */
@@ -41,6 +59,13 @@ struct as_http_s {
     uv_work_t catch_work; /* the monitor's catch-up on a worker thread (its fsync off the loop) */
     bool catching, catch_again;
     int port;
+    size_t nrefusing;             /* connections answered 503 at accept, not yet closed */
+    size_t nlive;                 /* open connections not yet closing (what the cap counts) */
+    bool has_token;               /* every request needs the token */
+    char token[TOKEN_MAX + 1];    /* for the dashboard's cookie */
+    unsigned char token_hash[32]; /* BLAKE2b of the token: compared in constant time */
+    uint64_t warned_ms[AS_REFUSE_COUNT]; /* last log line per refusal class */
+    uint64_t unlogged[AS_REFUSE_COUNT];  /* refusals since that line */
 };
 
 struct s_conn_s {
@@ -52,9 +77,23 @@ struct s_conn_s {
     char url[MAX_URL + 1];
     size_t url_len;
     size_t header_bytes;
-    int reject;      /* status decided by a parser callback (405, 413, 414, 431) */
-    uint32_t year;   /* stream clients: the year whose totals they follow */
-    bool in_request; /* bytes of a request arrived */
+    int reject;       /* status decided by a parser callback (405, 413, 414, 431) */
+    uint32_t year;    /* stream clients: the year whose totals they follow */
+    uint8_t addr[16]; /* the client's address (IPv4 as ::ffff:a.b.c.d), for per-client caps */
+    uv_shutdown_t shutdown_req;
+    /* the headers that authenticate: Authorization and Cookie, as received */
+    char field[16]; /* the current header's name (first bytes) */
+    size_t field_len;
+    int hdr_target; /* 0: a header we ignore, 1: Authorization, 2: Cookie */
+    bool in_value;  /* the parser is in a header value */
+    char auth[AUTH_MAX + 1];
+    size_t auth_len;
+    int auth_count; /* Authorization headers seen (more than one: refused) */
+    char cookie[COOKIE_MAX + 1];
+    size_t cookie_len;
+    bool request_timer; /* the timer counts the header deadline (else the idle one) */
+    bool refused;       /* answered 503 at accept: read and dropped, closed after its answer */
+    bool in_request;    /* bytes of a request arrived */
     bool headers_done;
     bool sse;
     bool closing;
@@ -104,8 +143,20 @@ static void s_conn_close(s_conn_t *c)
         c->next->prev = c->prev;
     if (c->sse)
         h->nsse--;
+    if (c->refused)
+        h->nrefusing--;
+    h->nlive--;
     uv_close((uv_handle_t *)&c->tcp, s_conn_closed_cb);
     uv_close((uv_handle_t *)&c->timer, s_conn_closed_cb);
+}
+
+static void s_shutdown_cb(uv_shutdown_t *req, int status)
+{
+    s_conn_t *c = req->data;
+    if (status < 0)
+        s_conn_close(c);
+    /* else the client reads the answer, sees the end and closes: EOF closes ours (or the
+     * timer does) */
 }
 
 static void s_write_cb(uv_write_t *req, int status)
@@ -114,8 +165,16 @@ static void s_write_cb(uv_write_t *req, int status)
     s_conn_t *c = w->c;
     free(w);
     c->pending_writes--;
-    if (status < 0 || (c->close_after_write && c->pending_writes == 0))
+    if (status < 0 || c->closing) {
         s_conn_close(c);
+    } else if (c->close_after_write && c->pending_writes == 0) {
+        /* A refused connection may have sent a request we never read: closing it now would
+         * reset it and the client could lose the 503. Send the end and wait for its own. */
+        c->shutdown_req.data = c;
+        if (!c->refused ||
+            uv_shutdown(&c->shutdown_req, (uv_stream_t *)&c->tcp, s_shutdown_cb) != 0)
+            s_conn_close(c);
+    }
 }
 
 /* Queues a copy of data; closes the connection when the write cannot even start. */
@@ -149,8 +208,12 @@ static const char *s_reason(int status)
         return "OK";
     case 204:
         return "No Content";
+    case 303:
+        return "See Other";
     case 400:
         return "Bad Request";
+    case 401:
+        return "Unauthorized";
     case 404:
         return "Not Found";
     case 405:
@@ -172,22 +235,27 @@ static const char *s_reason(int status)
     }
 }
 
-/* Sends one response. close: the connection ends after it (else keep-alive as the client
- * asked). */
-static void s_respond(s_conn_t *c, int status, const char *ctype, const char *body, size_t len,
-                      bool close)
+/* Sends one response with extra header lines (each ending in CRLF; "" for none). close: the
+ * connection ends after it (else keep-alive as the client asked). */
+static void s_respond_ex(s_conn_t *c, int status, const char *ctype, const char *extra,
+                         const char *body, size_t len, bool close)
 {
     as_http_t *h = c->srv;
     bool head = c->headers_done && c->parser.method == HTTP_HEAD;
     if (c->force_close || !(c->headers_done && http_should_keep_alive(&c->parser)))
         close = true;
-    char hdr[512];
-    int n = snprintf(hdr, sizeof hdr,
-                     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-                     "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s"
-                     "Connection: %s\r\n\r\n",
-                     status, s_reason(status), ctype, len,
-                     status == 405 ? "Allow: GET, HEAD\r\n" : "", close ? "close" : "keep-alive");
+    char hdr[1024];
+    int n =
+        snprintf(hdr, sizeof hdr,
+                 "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
+                 "Cache-Control: no-store\r\nX-Content-Type-Options: nosniff\r\n%s%s"
+                 "Connection: %s\r\n\r\n",
+                 status, s_reason(status), ctype, len, status == 405 ? "Allow: GET, HEAD\r\n" : "",
+                 extra, close ? "close" : "keep-alive");
+    if (n < 0 || (size_t)n >= sizeof hdr) { /* extra headers are ours and short: never */
+        s_conn_close(c);
+        return;
+    }
     as_metrics_add(h->src.metrics, AS_METRIC_HTTP_REQUESTS, 1);
     if (status >= 400)
         as_metrics_add(h->src.metrics, AS_METRIC_HTTP_ERRORS, 1);
@@ -200,6 +268,36 @@ static void s_respond(s_conn_t *c, int status, const char *ctype, const char *bo
         if (c->pending_writes == 0)
             s_conn_close(c);
     }
+}
+
+static void s_respond(s_conn_t *c, int status, const char *ctype, const char *body, size_t len,
+                      bool close)
+{
+    s_respond_ex(c, status, ctype, "", body, len, close);
+}
+
+static uint64_t s_mono_ms(void)
+{
+    return uv_hrtime() / 1000000;
+}
+
+/* Counts a refusal; logs what happened at most once per WARN_EVERY_MS and class, with the number
+ * of the same refusals since (an attacker must not flood the log). */
+static void s_refused(as_http_t *h, as_refusal_t why, const char *what)
+{
+    as_refusal_count(why);
+    if (why < 0 || why >= AS_REFUSE_COUNT)
+        return;
+    uint64_t now = s_mono_ms();
+    h->unlogged[why]++;
+    if (h->warned_ms[why] && now - h->warned_ms[why] < WARN_EVERY_MS)
+        return;
+    AS_WARN("http",
+            "refused %s; %llu like it since the last such line (counted in /metrics as "
+            "aidstat_refusals_total{stage=\"http\",reason=\"%s\"})",
+            what, (unsigned long long)h->unlogged[why], as_refusal_reason(why));
+    h->warned_ms[why] = now;
+    h->unlogged[why] = 0;
 }
 
 static void s_respond_json(s_conn_t *c, int status, json_t *j)
@@ -231,6 +329,19 @@ static void s_error(s_conn_t *c, int status, const char *fmt, ...)
     json_decref(j);
     bool close = status == 408 || status == 413 || status == 414 || status == 431 ||
                  (status == 400 && !c->headers_done);
+    as_refusal_t why = AS_REFUSE_COUNT;
+    if (status == 400)
+        why = AS_REFUSE_HTTP_MALFORMED;
+    else if (status == 404)
+        why = AS_REFUSE_HTTP_NOT_FOUND;
+    else if (status == 405)
+        why = AS_REFUSE_HTTP_METHOD;
+    else if (status == 408)
+        why = AS_REFUSE_HTTP_TIMEOUT;
+    else if (status == 413 || status == 414 || status == 431)
+        why = AS_REFUSE_HTTP_TOO_LARGE;
+    if (why != AS_REFUSE_COUNT)
+        s_refused(c->srv, why, msg);
     s_respond(c, status, "application/json; charset=utf-8", txt ? txt : "{}", txt ? strlen(txt) : 2,
               close);
     free(txt);
@@ -241,7 +352,7 @@ static void s_error(s_conn_t *c, int status, const char *fmt, ...)
 typedef struct {
     size_t n;
     char name[MAX_PARAMS][32];
-    char value[MAX_PARAMS][64];
+    char value[MAX_PARAMS][TOKEN_MAX + 1]; /* room for ?token= on the dashboard */
 } s_params_t;
 
 static int s_hex(int ch)
@@ -654,6 +765,27 @@ static void s_api_stream(s_conn_t *c, const s_params_t *p)
     uint32_t year;
     if (!s_year_param(c, p, &year))
         return;
+    as_http_t *h = c->srv;
+    size_t mine = 0;
+    for (const s_conn_t *o = h->conns; o && h->nsse < (size_t)h->opts.max_streams; o = o->next)
+        mine += o->sse && !o->closing && memcmp(o->addr, c->addr, sizeof c->addr) == 0;
+    if (h->nsse >= (size_t)h->opts.max_streams || mine >= (size_t)h->opts.max_streams_per_client) {
+        bool global = h->nsse >= (size_t)h->opts.max_streams;
+        char what[160];
+        snprintf(what, sizeof what, "a stream over the cap of %d %s: 503, Retry-After %d s",
+                 global ? h->opts.max_streams : h->opts.max_streams_per_client,
+                 global ? "streams" : "streams per client address", RETRY_AFTER_S);
+        s_refused(h, AS_REFUSE_HTTP_TOO_MANY, what);
+        char extra[64], body[256];
+        snprintf(extra, sizeof extra, "Retry-After: %d\r\n", RETRY_AFTER_S);
+        int n = snprintf(body, sizeof body,
+                         "{\"error\":\"too many streams %s (at most %d); try again later\","
+                         "\"status\":503}",
+                         global ? "open" : "from this address",
+                         global ? h->opts.max_streams : h->opts.max_streams_per_client);
+        s_respond_ex(c, 503, "application/json; charset=utf-8", extra, body, (size_t)n, true);
+        return;
+    }
     static const char hdr[] =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
         "Cache-Control: no-store\r\nConnection: keep-alive\r\n"
@@ -674,6 +806,92 @@ static void s_api_stream(s_conn_t *c, const s_params_t *p)
     free(msg);
 }
 
+/* ---- the bearer token ---------------------------------------------------------------------- */
+
+static bool s_token_char(int ch)
+{
+    return (ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') ||
+           ch == '-' || ch == '.' || ch == '_' || ch == '~' || ch == '+' || ch == '/' || ch == '=';
+}
+
+/* Whether cand[0..len) is the token: both hashed, the digests compared in constant time, so
+ * neither the content nor the length of the token leaks through the time an answer takes. */
+static bool s_token_ok(const as_http_t *h, const char *cand, size_t len)
+{
+    unsigned char d[32];
+    crypto_generichash(d, sizeof d, (const unsigned char *)cand, len, NULL, 0);
+    return sodium_memcmp(d, h->token_hash, sizeof d) == 0;
+}
+
+/* The value of cookie name in a Cookie header ("a=1; aidstat_token=..."), or NULL. */
+static const char *s_cookie(const char *hdr, const char *name, size_t *vlen)
+{
+    size_t nlen = strlen(name);
+    const char *p = hdr;
+    while (*p) {
+        while (*p == ' ' || *p == ';' || *p == '\t')
+            p++;
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > nlen && p[nlen] == '=' && memcmp(p, name, nlen) == 0) {
+            *vlen = len - nlen - 1;
+            while (*vlen && (p[nlen + 1 + *vlen - 1] == ' ' || p[nlen + 1 + *vlen - 1] == '\t'))
+                (*vlen)--;
+            return p + nlen + 1;
+        }
+        p += len;
+    }
+    return NULL;
+}
+
+/* Whether the request carries the token: Authorization: Bearer TOKEN (when the header is there,
+ * only it counts), else the dashboard's cookie. */
+static bool s_authorised(const s_conn_t *c)
+{
+    const as_http_t *h = c->srv;
+    if (!h->has_token)
+        return true;
+    if (c->auth_count > 1)
+        return false; /* two Authorization headers: which one would a proxy have checked? */
+    if (c->auth_count == 1) {
+        if (c->auth_len > AUTH_MAX || c->auth_len < 7 || strncasecmp(c->auth, "Bearer ", 7) != 0)
+            return false;
+        const char *t = c->auth + 7;
+        size_t len = c->auth_len - 7;
+        while (len && *t == ' ') {
+            t++;
+            len--;
+        }
+        while (len && (t[len - 1] == ' ' || t[len - 1] == '\t'))
+            len--;
+        return s_token_ok(h, t, len);
+    }
+    if (c->cookie_len > COOKIE_MAX)
+        return false;
+    size_t vlen = 0;
+    const char *v = s_cookie(c->cookie, COOKIE_NAME, &vlen);
+    return v && s_token_ok(h, v, vlen);
+}
+
+/* The page a browser gets at / without the token: a form that sends it once as ?token=. */
+static void s_ask_token(s_conn_t *c, bool wrong)
+{
+    char page[1024];
+    int n = snprintf(
+        page, sizeof page,
+        "<!doctype html><html lang=\"zh-CN\"><meta charset=\"utf-8\"><title>aidstat</title>"
+        "<meta name=\"viewport\" content=\"width=device-width\">"
+        "<body style=\"font-family:sans-serif;max-width:30em;margin:4em auto\">"
+        "<h1>aidstat</h1><p>%s</p><form method=\"get\" action=\"/\">"
+        "<label>访问令牌 Access token <input name=\"token\" type=\"password\" "
+        "autocomplete=\"current-password\" autofocus required></label> "
+        "<button>打开 Open</button></form></body></html>\n",
+        wrong ? "令牌不对。The token is not right."
+              : "此仪表盘需要访问令牌。This dashboard needs its access token.");
+    s_respond_ex(c, 401, "text/html; charset=utf-8",
+                 "WWW-Authenticate: Bearer realm=\"aidstat\"\r\n", page, (size_t)n, false);
+}
+
 static void s_dispatch(s_conn_t *c)
 {
     struct http_parser_url u;
@@ -691,6 +909,35 @@ static void s_dispatch(s_conn_t *c)
     else
         p.n = 0;
 #define IS(s) (plen == sizeof(s) - 1 && memcmp(path, s, plen) == 0)
+    as_http_t *h = c->srv;
+    if (!s_authorised(c)) {
+        /* the dashboard's page takes the token once in its address and keeps it in an
+         * HttpOnly, SameSite=Strict cookie; everything else needs the header or the cookie */
+        const char *given = !qerr && (IS("/") || IS("/index.html")) ? s_param(&p, "token") : NULL;
+        if (given && s_token_ok(h, given, strlen(given))) {
+            char extra[TOKEN_MAX + 128];
+            snprintf(extra, sizeof extra,
+                     "Location: /\r\nSet-Cookie: " COOKIE_NAME
+                     "=%s; Path=/; HttpOnly; SameSite=Strict\r\n",
+                     h->token);
+            s_respond_ex(c, 303, "text/plain; charset=utf-8", extra, "", 0, false);
+            return;
+        }
+        s_refused(h, AS_REFUSE_HTTP_UNAUTHORISED,
+                  c->auth_count ? "a request with a wrong bearer token: 401"
+                                : "a request without the bearer token: 401");
+        if (IS("/") || IS("/index.html")) {
+            s_ask_token(c, given != NULL);
+            return;
+        }
+        static const char body[] =
+            "{\"error\":\"this server needs its bearer token: send Authorization: Bearer "
+            "TOKEN\",\"status\":401}";
+        s_respond_ex(c, 401, "application/json; charset=utf-8",
+                     "WWW-Authenticate: Bearer realm=\"aidstat\"\r\n", body, sizeof body - 1,
+                     false);
+        return;
+    }
     bool known = IS("/") || IS("/index.html") || IS("/api/totals") || IS("/api/status") ||
                  IS("/api/completeness") || IS("/api/flags") || IS("/api/stream") ||
                  IS("/metrics") || IS("/favicon.ico");
@@ -739,7 +986,18 @@ static int s_on_message_begin(http_parser *p)
     c->in_request = true;
     c->headers_done = false;
     c->reject = 0;
-    uv_timer_start(&c->timer, s_conn_timer_cb, (uint64_t)c->srv->opts.header_timeout_ms, 0);
+    c->field_len = 0;
+    c->hdr_target = 0;
+    c->in_value = false;
+    c->auth_len = c->cookie_len = 0;
+    c->auth_count = 0;
+    c->auth[0] = c->cookie[0] = '\0';
+    /* The header deadline runs from the connection's opening for its first request (a client
+     * that trickles a byte now and then gains nothing), from the first byte for the next. */
+    if (!c->request_timer) {
+        c->request_timer = true;
+        uv_timer_start(&c->timer, s_conn_timer_cb, (uint64_t)c->srv->opts.header_timeout_ms, 0);
+    }
     return 0;
 }
 
@@ -759,6 +1017,7 @@ static int s_on_url(http_parser *p, const char *at, size_t len)
 static int s_on_header_bytes(http_parser *p, const char *at, size_t len)
 {
     s_conn_t *c = p->data;
+    (void)at;
     c->header_bytes += len;
     if (c->header_bytes > MAX_HEADERS) {
         c->reject = 431;
@@ -767,10 +1026,63 @@ static int s_on_header_bytes(http_parser *p, const char *at, size_t len)
     return 0;
 }
 
+/* Appends to a kept header value; one longer than cap is marked by a length over cap. */
+static void s_keep(char *buf, size_t *blen, size_t cap, const char *at, size_t len)
+{
+    if (*blen + len > cap) {
+        *blen = cap + 1;
+        return;
+    }
+    memcpy(buf + *blen, at, len);
+    *blen += len;
+    buf[*blen] = '\0';
+}
+
+static int s_on_header_field(http_parser *p, const char *at, size_t len)
+{
+    s_conn_t *c = p->data;
+    if (c->in_value) { /* a new header begins */
+        c->in_value = false;
+        c->field_len = 0;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (c->field_len < sizeof c->field - 1)
+            c->field[c->field_len] = at[i];
+        c->field_len++;
+    }
+    c->field[c->field_len < sizeof c->field ? c->field_len : sizeof c->field - 1] = '\0';
+    return s_on_header_bytes(p, at, len);
+}
+
+static int s_on_header_value(http_parser *p, const char *at, size_t len)
+{
+    s_conn_t *c = p->data;
+    if (!c->in_value) { /* the value of the header just named begins */
+        c->in_value = true;
+        c->hdr_target = 0;
+        if (c->field_len == 13 && strcasecmp(c->field, "authorization") == 0) {
+            c->hdr_target = 1;
+            c->auth_count++;
+            c->auth_len = 0;
+            c->auth[0] = '\0';
+        } else if (c->field_len == 6 && strcasecmp(c->field, "cookie") == 0) {
+            c->hdr_target = 2;
+            if (c->cookie_len && c->cookie_len <= COOKIE_MAX) /* several Cookie headers */
+                s_keep(c->cookie, &c->cookie_len, COOKIE_MAX, "; ", 2);
+        }
+    }
+    if (c->hdr_target == 1)
+        s_keep(c->auth, &c->auth_len, AUTH_MAX, at, len);
+    else if (c->hdr_target == 2)
+        s_keep(c->cookie, &c->cookie_len, COOKIE_MAX, at, len);
+    return s_on_header_bytes(p, at, len);
+}
+
 static int s_on_headers_complete(http_parser *p)
 {
     s_conn_t *c = p->data;
     c->headers_done = true;
+    c->request_timer = false;
     uv_timer_stop(&c->timer);
     if (p->method != HTTP_GET && p->method != HTTP_HEAD) {
         c->reject = 405;
@@ -793,6 +1105,7 @@ static int s_on_message_complete(http_parser *p)
         return 0;
     }
     /* keep-alive: the same timer now limits how long the connection may stay idle */
+    c->request_timer = false;
     uv_timer_start(&c->timer, s_conn_timer_cb, (uint64_t)c->srv->opts.idle_timeout_ms, 0);
     return 0;
 }
@@ -802,13 +1115,18 @@ static int s_on_message_complete(http_parser *p)
 static void s_conn_timer_cb(uv_timer_t *t)
 {
     s_conn_t *c = t->data;
-    if (c->in_request && !c->headers_done) {
-        AS_INFO("http", "client did not finish its request headers within %d ms: 408",
-                c->srv->opts.header_timeout_ms);
-        s_error(c, 408, "request headers not received within %d ms",
-                c->srv->opts.header_timeout_ms);
-    } else {
+    if (c->refused) {
+        s_conn_close(c); /* its 503 had its time */
+    } else if (c->request_timer && c->in_request && !c->headers_done) {
+        c->request_timer = false;
+        s_error(c, 408, "request headers not received within %d ms of the connection's start",
+                c->srv->opts.header_timeout_ms); /* counted there */
+    } else if (c->request_timer) {
+        c->request_timer = false;
+        s_refused(c->srv, AS_REFUSE_HTTP_TIMEOUT, "a connection that sent no request: closed");
         s_conn_close(c);
+    } else {
+        s_conn_close(c); /* idle keep-alive: its time is up */
     }
 }
 
@@ -827,8 +1145,8 @@ static void s_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         s_conn_close(c);
         return;
     }
-    if (nread == 0 || c->sse || c->close_after_write)
-        return; /* stream clients only listen */
+    if (nread == 0 || c->sse || c->close_after_write || c->refused)
+        return; /* stream clients only listen; a refused one is only waited for */
     size_t done = http_parser_execute(&c->parser, &c->srv->settings, buf->base, (size_t)nread);
     enum http_errno e = HTTP_PARSER_ERRNO(&c->parser);
     if (e == HPE_PAUSED || c->closing)
@@ -849,6 +1167,91 @@ static void s_read_cb(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
     }
 }
 
+/* The client's address as 16 bytes (IPv4 mapped into IPv6), what per-client caps compare. */
+static void s_peer_addr(s_conn_t *c)
+{
+    struct sockaddr_storage ss;
+    int len = sizeof ss;
+    memset(c->addr, 0, sizeof c->addr);
+    if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) != 0)
+        return;
+    if (ss.ss_family == AF_INET6) {
+        memcpy(c->addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+    } else if (ss.ss_family == AF_INET) {
+        c->addr[10] = c->addr[11] = 0xff;
+        memcpy(c->addr + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    }
+}
+
+/* At the connection cap, makes room by closing the oldest connection that is not a stream:
+ * streams have their own budget below the cap, so there always is one, and plain requests are
+ * answered in milliseconds, so the oldest is an idle keep-alive connection (it reconnects at
+ * once, nothing of it is lost) or one that trickles its request (slowloris) or does not read
+ * its answer. A new plain request thus always finds room. Returns whether one was closed. */
+static bool s_evict_oldest(as_http_t *h, s_conn_t *fresh)
+{
+    s_conn_t *old = NULL;
+    for (s_conn_t *o = h->conns; o; o = o->next) /* newest first: the last match is the oldest */
+        if (o != fresh && !o->closing && !o->sse && !o->refused)
+            old = o;
+    if (!old)
+        return false;
+    if (old->request_timer || old->in_request || old->pending_writes) {
+        char what[160];
+        snprintf(what, sizeof what,
+                 "at the cap of %d connections: closed the oldest, which had %s, for a new one",
+                 h->opts.max_connections,
+                 old->pending_writes ? "not read its answer" : "not sent a complete request");
+        s_refused(h, AS_REFUSE_HTTP_TOO_MANY, what);
+    }
+    s_conn_close(old);
+    return true;
+}
+
+/* Over the connection cap: a short 503 with Retry-After instead of holding the connection, then
+ * closed; past MAX_REFUSING such answers at once, closed without one. */
+static void s_refuse_conn(as_http_t *h, s_conn_t *c)
+{
+    char what[128];
+    snprintf(what, sizeof what, "a connection over the cap of %d connections: 503",
+             h->opts.max_connections);
+    s_refused(h, AS_REFUSE_HTTP_TOO_MANY, what);
+    c->refused = true;
+    h->nrefusing++;
+    if (h->nrefusing > MAX_REFUSING) {
+        s_conn_close(c);
+        return;
+    }
+    static const char body[] = "{\"error\":\"too many connections; try again shortly\","
+                               "\"status\":503}\n";
+    char resp[384];
+    int n = snprintf(resp, sizeof resp,
+                     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json; "
+                     "charset=utf-8\r\nContent-Length: %zu\r\nRetry-After: 1\r\n"
+                     "Cache-Control: no-store\r\nConnection: close\r\n\r\n%s",
+                     sizeof body - 1, body);
+    as_metrics_add(h->src.metrics, AS_METRIC_HTTP_REQUESTS, 1);
+    as_metrics_add(h->src.metrics, AS_METRIC_HTTP_ERRORS, 1);
+    uv_timer_start(&c->timer, s_conn_timer_cb, REFUSE_LINGER, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, s_alloc_cb, s_read_cb) != 0) {
+        s_conn_close(c);
+        return;
+    }
+    c->close_after_write = true;
+    s_write(c, resp, (size_t)n, NULL, 0);
+}
+
+static void s_conn_start(as_http_t *h, s_conn_t *c)
+{
+    uv_tcp_nodelay(&c->tcp, 1);
+    http_parser_init(&c->parser, HTTP_REQUEST);
+    c->parser.data = c;
+    c->request_timer = true;
+    uv_timer_start(&c->timer, s_conn_timer_cb, (uint64_t)h->opts.header_timeout_ms, 0);
+    if (uv_read_start((uv_stream_t *)&c->tcp, s_alloc_cb, s_read_cb) != 0)
+        s_conn_close(c);
+}
+
 static void s_accept_cb(uv_stream_t *server, int status)
 {
     as_http_t *h = server->data;
@@ -863,6 +1266,7 @@ static void s_accept_cb(uv_stream_t *server, int status)
     c->tcp.data = c->timer.data = c;
     c->open_handles = 2;
     h->nconns++;
+    h->nlive++;
     c->next = h->conns;
     if (h->conns)
         h->conns->prev = c;
@@ -871,17 +1275,11 @@ static void s_accept_cb(uv_stream_t *server, int status)
         s_conn_close(c);
         return;
     }
-    if (h->nconns > MAX_CONNS) {
-        AS_WARN("http", "more than %d connections: closing a new one", MAX_CONNS);
-        s_conn_close(c);
-        return;
-    }
-    uv_tcp_nodelay(&c->tcp, 1);
-    http_parser_init(&c->parser, HTTP_REQUEST);
-    c->parser.data = c;
-    uv_timer_start(&c->timer, s_conn_timer_cb, (uint64_t)h->opts.header_timeout_ms, 0);
-    if (uv_read_start((uv_stream_t *)&c->tcp, s_alloc_cb, s_read_cb) != 0)
-        s_conn_close(c);
+    s_peer_addr(c);
+    if (h->nlive > (size_t)h->opts.max_connections && !s_evict_oldest(h, c))
+        s_refuse_conn(h, c);
+    else
+        s_conn_start(h, c);
 }
 
 static void s_heartbeat_cb(uv_timer_t *t)
@@ -1007,6 +1405,114 @@ static int s_parse_listen(const char *listen, struct sockaddr_storage *ss)
     return uv_ip4_addr(host, (int)port, (struct sockaddr_in *)ss) == 0 ? 0 : AS_E_INVALID;
 }
 
+/* Fills in the caps' defaults and makes them fit: streams below connections, and connections
+ * within the descriptors the process may open (RLIMIT_NOFILE raised to its hard limit if that
+ * is what it takes; else the caps are lowered, with a warning). */
+static void s_caps(as_http_t *h)
+{
+    as_http_opts_t *o = &h->opts;
+    if (o->max_connections <= 0)
+        o->max_connections = MAX_CONNS;
+    struct rlimit rl;
+    rlim_t want = (rlim_t)o->max_connections + MAX_REFUSING + FD_RESERVE;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want) {
+        rlim_t old = rl.rlim_cur;
+        rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) == 0)
+            AS_INFO("http", "open files limit raised from %llu to %llu for %d HTTP connections",
+                    (unsigned long long)old, (unsigned long long)rl.rlim_cur, o->max_connections);
+        else
+            rl.rlim_cur = old;
+        if (rl.rlim_cur < want) {
+            int fit = rl.rlim_cur > MAX_REFUSING + FD_RESERVE + 16
+                          ? (int)(rl.rlim_cur - MAX_REFUSING - FD_RESERVE)
+                          : 16;
+            AS_WARN("http",
+                    "open files limit %llu (hard %llu) is too low for %d HTTP connections: "
+                    "serving at most %d (raise LimitNOFILE / ulimit -n)",
+                    (unsigned long long)rl.rlim_cur, (unsigned long long)rl.rlim_max,
+                    o->max_connections, fit);
+            o->max_connections = fit;
+        }
+    }
+    if (o->max_streams <= 0)
+        o->max_streams = o->max_connections / 2;
+    if (o->max_streams >= o->max_connections)
+        o->max_streams = o->max_connections > 1 ? o->max_connections - 1 : 1;
+    if (o->max_streams_per_client <= 0)
+        o->max_streams_per_client = STREAMS_PER_IP;
+    if (o->max_streams_per_client > o->max_streams)
+        o->max_streams_per_client = o->max_streams;
+}
+
+int as_http_token_read(const char *path, char *out, size_t cap, char *why, size_t whylen)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    if (fd < 0) {
+        int e = errno;
+        snprintf(why, whylen, "cannot open the HTTP token file %s: %s", path, strerror(e));
+        return -e;
+    }
+    struct stat st;
+    int rc = 0;
+    if (fstat(fd, &st) != 0) {
+        rc = -errno;
+        snprintf(why, whylen, "cannot stat the HTTP token file %s: %s", path, strerror(-rc));
+    } else if (!S_ISREG(st.st_mode)) {
+        rc = AS_E_INVALID;
+        snprintf(why, whylen, "the HTTP token file %s is not a regular file", path);
+    } else if (st.st_mode & (S_IRWXO | S_IWGRP)) {
+        rc = AS_E_AUTH;
+        snprintf(why, whylen,
+                 "the HTTP token file %s is open to others (mode %04o): chmod 600 (or 640) it",
+                 path, (unsigned)(st.st_mode & 07777));
+    }
+    char buf[TOKEN_MAX + 4];
+    ssize_t n = 0;
+    if (rc == 0 && (n = read(fd, buf, sizeof buf - 1)) < 0) {
+        rc = -errno;
+        snprintf(why, whylen, "cannot read the HTTP token file %s: %s", path, strerror(-rc));
+    }
+    close(fd);
+    if (rc != 0)
+        return rc;
+    buf[n] = '\0';
+    size_t len = strcspn(buf, "\r\n");
+    while (len && (buf[len - 1] == ' ' || buf[len - 1] == '\t'))
+        len--;
+    buf[len] = '\0';
+    bool ok = len >= 16 && len <= TOKEN_MAX && len < cap;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = s_token_char((unsigned char)buf[i]);
+    if (!ok) {
+        snprintf(why, whylen,
+                 "the HTTP token file %s must hold one token of 16 to %d characters A-Z a-z 0-9 "
+                 "- . _ ~ + / = on its first line (e.g. openssl rand -hex 32)",
+                 path, TOKEN_MAX);
+        sodium_memzero(buf, sizeof buf);
+        return AS_E_INVALID;
+    }
+    memcpy(out, buf, len + 1);
+    sodium_memzero(buf, sizeof buf);
+    return 0;
+}
+
+int as_http_listen_is_loopback(const char *listen)
+{
+    struct sockaddr_storage ss;
+    memset(&ss, 0, sizeof ss);
+    if (!listen || s_parse_listen(listen, &ss) != 0)
+        return AS_E_INVALID;
+    if (ss.ss_family == AF_INET)
+        return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
+    const struct in6_addr *a6 = &((struct sockaddr_in6 *)&ss)->sin6_addr;
+    if (IN6_IS_ADDR_LOOPBACK(a6))
+        return 1;
+    if (IN6_IS_ADDR_V4MAPPED(a6))
+        return a6->s6_addr[12] == 127;
+    return 0;
+}
+
 static void s_server_handle_closed_cb(uv_handle_t *handle)
 {
     as_http_t *h = handle->data;
@@ -1034,7 +1540,7 @@ as_http_t *as_http_new(uv_loop_t *loop, const char *listen, const as_http_source
     if (opts)
         h->opts = *opts;
     if (h->opts.header_timeout_ms <= 0)
-        h->opts.header_timeout_ms = 10000;
+        h->opts.header_timeout_ms = 5000;
     if (h->opts.idle_timeout_ms <= 0)
         h->opts.idle_timeout_ms = 60000;
     if (h->opts.heartbeat_ms <= 0)
@@ -1043,10 +1549,39 @@ as_http_t *as_http_new(uv_loop_t *loop, const char *listen, const as_http_source
         h->opts.push_delay_ms = 100;
     if (h->opts.silent_after_s <= 0)
         h->opts.silent_after_s = 86400;
+    s_caps(h);
+    h->opts.token = NULL; /* a copy is kept below; the caller's string need not live on */
+    if (opts && opts->token && opts->token[0]) {
+        size_t tlen = strlen(opts->token);
+        if (sodium_init() < 0) {
+            AS_ERROR("http", "libsodium does not start: the bearer token cannot be checked");
+            free(h);
+            *err = AS_E_INVALID;
+            return NULL;
+        }
+        if (tlen > TOKEN_MAX) {
+            AS_ERROR("http", "the bearer token is longer than %d characters", TOKEN_MAX);
+            free(h);
+            *err = AS_E_INVALID;
+            return NULL;
+        }
+        for (size_t i = 0; i < tlen; i++)
+            if (!s_token_char((unsigned char)opts->token[i])) {
+                AS_ERROR("http", "the bearer token holds a character other than A-Z a-z 0-9 "
+                                 "- . _ ~ + / =");
+                free(h);
+                *err = AS_E_INVALID;
+                return NULL;
+            }
+        memcpy(h->token, opts->token, tlen + 1);
+        crypto_generichash(h->token_hash, sizeof h->token_hash, (const unsigned char *)h->token,
+                           tlen, NULL, 0);
+        h->has_token = true;
+    }
     h->settings.on_message_begin = s_on_message_begin;
     h->settings.on_url = s_on_url;
-    h->settings.on_header_field = s_on_header_bytes;
-    h->settings.on_header_value = s_on_header_bytes;
+    h->settings.on_header_field = s_on_header_field;
+    h->settings.on_header_value = s_on_header_value;
     h->settings.on_headers_complete = s_on_headers_complete;
     h->settings.on_message_complete = s_on_message_complete;
 

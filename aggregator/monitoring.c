@@ -42,7 +42,11 @@ as_monitoring_t *as_monitoring_new(uv_loop_t *loop, as_ledger_t *ledger,
                             .ctx = opts->ctx,
                             .live_cb = opts->live_cb,
                             .live_ctx = opts->live_ctx};
-    as_http_opts_t hopts = {.silent_after_s = opts->silent_after_s};
+    as_http_opts_t hopts = {.silent_after_s = opts->silent_after_s,
+                            .max_connections = opts->http_max_connections,
+                            .max_streams = opts->http_max_streams,
+                            .max_streams_per_client = opts->http_max_streams_per_client,
+                            .token = opts->http_token};
     const char *listen = opts->listen && opts->listen[0] ? opts->listen : "127.0.0.1:7680";
     m->http = as_http_new(loop, listen, &src, &hopts, err);
     if (!m->http)

@@ -24,6 +24,11 @@ typedef struct {
     void *ctx;
     as_query_live_cb live_cb; /* live backlog and last heard (see as_http_source_t) */
     void *live_ctx;
+    /* HTTP's caps and bearer token (see as_http_opts_t; 0 and NULL: the defaults, no token) */
+    int http_max_connections;
+    int http_max_streams;
+    int http_max_streams_per_client;
+    const char *http_token;
 } as_monitoring_opts_t;
 
 /* Opens the monitor store, catches it up with the ledger's event log and starts the HTTP

@@ -2,6 +2,7 @@
  * with its HTTP side (API, dashboard, /metrics, nil-report store) plugged into its hooks. */
 #include "aggregator.h"
 #include "config.h"
+#include "dirlock.h"
 #include "err.h"
 #include "log.h"
 #include "monitoring.h"
@@ -19,6 +20,10 @@ typedef struct {
     int64_t feed_hwm;
     char query[512];
     char http[128];
+    char http_token[1024];
+    int64_t http_max_conns;
+    int64_t http_max_streams;
+    int64_t http_max_streams_client;
     char curve_secret[1024];
     char authorized_keys[1024];
     int64_t group_cap;
@@ -53,6 +58,25 @@ static const as_cfg_entry_t s_table[] = {
      F(query)},
     {"http", AS_CFG_STR, "127.0.0.1:7680", "HTTP ADDR:PORT: JSON API, live dashboard, /metrics",
      F(http)},
+    {"http-token", AS_CFG_STR, "",
+     "file holding the bearer token every HTTP request must then carry (Authorization: Bearer "
+     "TOKEN; the dashboard takes it once as /?token=TOKEN and keeps it in an HttpOnly cookie), "
+     "on loopback too when given; required when --http is not a loopback address. The file "
+     "must not be open to others (chmod 600)",
+     F(http_token)},
+    {"http-max-connections", AS_CFG_INT, "1024",
+     "HTTP connections at once; one more closes the oldest connection that is not a stream "
+     "(idle, trickling its request or not reading its answer) to make room, or, when none is, "
+     "gets 503",
+     F(http_max_conns)},
+    {"http-max-streams", AS_CFG_INT, "512",
+     "open /api/stream clients at once, below --http-max-connections so that plain requests "
+     "always find room; more get 503 with Retry-After",
+     F(http_max_streams)},
+    {"http-max-streams-per-client", AS_CFG_INT, "32",
+     "open /api/stream clients from one client address (behind a reverse proxy every client has "
+     "the proxy's: raise it there); more get 503 with Retry-After",
+     F(http_max_streams_client)},
     {"no-http", AS_CFG_BOOL, "false", "do not serve HTTP (nil reports are then not stored)",
      F(no_http)},
     {"curve-secret", AS_CFG_STR, "",
@@ -103,7 +127,9 @@ static const char *s_synopsis =
     "The provincial aggregator: applies each collector's events exactly once to the LMDB "
     "ledger, acknowledges them once the commit is on disk (fsync), publishes them on the feed "
     "and answers queries. SIGTERM/SIGINT stop cleanly (exit 0), SIGHUP reloads the authorized "
-    "keys; a failed fsync stops it without acknowledging anything more (exit 1).";
+    "keys; a failed fsync stops it without acknowledging anything more (exit 1). It refuses to "
+    "start (exit 2, nothing changed) on bad options, on an --http address beyond loopback "
+    "without --http-token, or on a data folder another aggregator holds (DATA/.lock).";
 
 typedef struct {
     as_aggregator_t *agg;
@@ -181,6 +207,59 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    /* HTTP beyond loopback only with a bearer token; then one owner per data folder: both
+     * before anything is opened, so that a refused start changes nothing. */
+    char http_token[300] = "";
+    if (!o.no_http) {
+        int loopback = as_http_listen_is_loopback(o.http);
+        if (loopback < 0) {
+            fprintf(stderr,
+                    "aidstat-aggregator: bad --http %s (expected ADDR:PORT with a numeric "
+                    "address, e.g. 127.0.0.1:7680)\n",
+                    o.http);
+            return 2;
+        }
+        if (o.http_token[0]) {
+            char why[1300];
+            if (as_http_token_read(o.http_token, http_token, sizeof http_token, why, sizeof why) !=
+                0) {
+                fprintf(stderr, "aidstat-aggregator: %s; not starting\n", why);
+                return 2;
+            }
+        } else if (!loopback) {
+            fprintf(stderr,
+                    "aidstat-aggregator: --http %s is not a loopback address: HTTP beyond "
+                    "loopback needs --http-token FILE (a bearer token every request must "
+                    "carry); not starting\n",
+                    o.http);
+            return 2;
+        }
+        if (o.http_max_conns < 16 || o.http_max_conns > 1000000 || o.http_max_streams < 1 ||
+            o.http_max_streams >= o.http_max_conns || o.http_max_streams_client < 1 ||
+            o.http_max_streams_client > o.http_max_streams) {
+            fprintf(stderr, "aidstat-aggregator: --http-max-connections must be 16..1000000, "
+                            "--http-max-streams 1..(connections - 1) and "
+                            "--http-max-streams-per-client 1..streams\n");
+            return 2;
+        }
+    }
+    long holder = 0;
+    as_dirlock_t *lock = as_dirlock_take(o.data, &holder, &rc);
+    if (!lock) {
+        char whom[64] = "a process that has not written its pid yet";
+        if (holder > 0)
+            snprintf(whom, sizeof whom, "pid %ld", holder);
+        if (rc == AS_E_BUSY)
+            fprintf(stderr,
+                    "aidstat-aggregator: data folder %s is in use by another aggregator (%s holds "
+                    "%s/.lock); not starting, nothing changed\n",
+                    o.data, whom, o.data);
+        else
+            fprintf(stderr, "aidstat-aggregator: cannot lock the data folder %s (%s/.lock): %s\n",
+                    o.data, o.data, as_strerror(rc));
+        return 2;
+    }
+
     as_aggregator_opts_t ao = {
         .data_dir = o.data,
         .ingest = o.ingest,
@@ -198,6 +277,7 @@ int main(int argc, char **argv)
     daemon_t d = {0};
     if (!(d.agg = as_aggregator_new(&ao, &rc))) {
         AS_ERROR("aggregator", "cannot start: %s", as_strerror(rc));
+        as_dirlock_release(&lock);
         return 1;
     }
     as_yearend_opts_t yo;
@@ -213,6 +293,7 @@ int main(int argc, char **argv)
     if (!(d.yearend = as_yearend_new(d.agg, &yo, &rc))) {
         AS_ERROR("aggregator", "cannot start the registry and reports: %s", as_strerror(rc));
         as_aggregator_destroy(&d.agg);
+        as_dirlock_release(&lock);
         return 1;
     }
     as_aggregator_on_stop(d.agg, s_on_stop, &d);
@@ -223,11 +304,16 @@ int main(int argc, char **argv)
                                    .is_connected_cb = s_is_connected,
                                    .ctx = as_aggregator_ingest(d.agg),
                                    .live_cb = as_ingest_live,
-                                   .live_ctx = as_aggregator_ingest(d.agg)};
+                                   .live_ctx = as_aggregator_ingest(d.agg),
+                                   .http_max_connections = (int)o.http_max_conns,
+                                   .http_max_streams = (int)o.http_max_streams,
+                                   .http_max_streams_per_client = (int)o.http_max_streams_client,
+                                   .http_token = http_token};
         d.mon = as_monitoring_new(as_aggregator_loop(d.agg), as_aggregator_ledger(d.agg), &mo, &rc);
         if (!d.mon) {
             AS_ERROR("aggregator", "cannot serve HTTP on %s: %s", o.http, as_strerror(rc));
             as_aggregator_destroy(&d.agg);
+            as_dirlock_release(&lock);
             return 1;
         }
         as_aggregator_on_commit(d.agg, s_on_commit, &d);
@@ -239,5 +325,6 @@ int main(int argc, char **argv)
     as_monitoring_destroy(&d.mon);
     as_yearend_destroy(&d.yearend);
     as_aggregator_destroy(&d.agg);
+    as_dirlock_release(&lock);
     return rc == 0 ? 0 : 1;
 }

@@ -1,6 +1,7 @@
 /* aidstat-collector: the county collector daemon — options, signals and the libuv loop. */
 #include "collector.h"
 #include "config.h"
+#include "dirlock.h"
 #include "err.h"
 #include "log.h"
 #include "reader.h"
@@ -9,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <uv.h>
 
 typedef struct {
@@ -55,7 +55,9 @@ static const as_cfg_entry_t s_table[] = {
 static const char *s_synopsis =
     "usage: aidstat-collector [--config FILE] --county CODE [--data DIR] [--spool DIR] "
     "[--aggregator EP] ...\n\nThe county collector: takes spreadsheets dropped into the spool "
-    "and delivers every valid row to the provincial aggregator exactly once.";
+    "and delivers every valid row to the provincial aggregator exactly once. It refuses to start "
+    "(exit 2, nothing changed) on bad options or on a data folder another collector holds "
+    "(DATA/.lock).";
 
 typedef struct {
     uv_loop_t *loop;
@@ -128,15 +130,24 @@ int main(int argc, char **argv)
                         "--resend-ms >= 100\n");
         return 2;
     }
-    /* make sure DATA's parents exist (./var) */
-    char mk[1100];
-    snprintf(mk, sizeof mk, "%s", o.data);
-    for (char *p = mk + 1; *p; p++)
-        if (*p == '/') {
-            *p = 0;
-            mkdir(mk, 0750);
-            *p = '/';
-        }
+    /* One owner per data folder, before anything in it is touched (the outbox, the control
+     * socket a second collector would otherwise take over); made with its parents if missing. */
+    long holder = 0;
+    as_dirlock_t *lock = as_dirlock_take(o.data, &holder, &rc);
+    if (!lock) {
+        char whom[64] = "a process that has not written its pid yet";
+        if (holder > 0)
+            snprintf(whom, sizeof whom, "pid %ld", holder);
+        if (rc == AS_E_BUSY)
+            fprintf(stderr,
+                    "aidstat-collector: data folder %s is in use by another collector (%s holds "
+                    "%s/.lock); not starting, nothing changed\n",
+                    o.data, whom, o.data);
+        else
+            fprintf(stderr, "aidstat-collector: cannot lock the data folder %s (%s/.lock): %s\n",
+                    o.data, o.data, as_strerror(rc));
+        return 2;
+    }
     signal(SIGPIPE, SIG_IGN);
 
     uv_loop_t loop;
@@ -163,6 +174,7 @@ int main(int argc, char **argv)
         AS_ERROR("collector", "cannot start: %s; exiting", as_strerror(e));
         uv_run(&loop, UV_RUN_DEFAULT);
         uv_loop_close(&loop);
+        as_dirlock_release(&lock);
         return 1;
     }
     uv_signal_init(&loop, &d.sig_term);
@@ -178,6 +190,7 @@ int main(int argc, char **argv)
             AIDSTAT_VERSION, o.county, o.data, o.spool, o.aggregator);
     uv_run(&loop, UV_RUN_DEFAULT);
     rc = uv_loop_close(&loop);
+    as_dirlock_release(&lock);
     AS_INFO("collector", "stopped cleanly");
     return rc == 0 ? 0 : 1;
 }

@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 
 import zmq
@@ -100,10 +101,28 @@ class SecureCluster(Cluster):
                                                       "--aggregator-key", self.agg_public,
                                                       *extra))
 
+    # -- HTTP (with the bearer token, when the aggregator was started with one) -------------
+    http_token = None
+
+    def http_get(self, path, token=None, headers=None, timeout=10):
+        """GET path on the aggregator's HTTP: (status, headers, body bytes); any status, no
+        exception. token: the bearer token to send (default: self.http_token; "" for none)."""
+        token = self.http_token if token is None else token
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        req = urllib.request.Request(f"http://{self.http}{path}", headers=h)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
     # -- what /metrics says -------------------------------------------------------------------
     def metrics_text(self):
-        with urllib.request.urlopen(f"http://{self.http}/metrics", timeout=10) as r:
-            return r.read().decode()
+        status, _, body = self.http_get("/metrics")
+        assert status == 200, f"/metrics answered {status}: {body[:200]!r}"
+        return body.decode()
 
     def metric(self, name, **labels):
         """The value of one sample of /metrics (0 when the sample is not there)."""

@@ -16,6 +16,7 @@
 #include "metrics.h"
 #include "monitor.h"
 #include "monitoring.h"
+#include "refusal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -26,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 #include <uv.h>
@@ -664,6 +666,310 @@ static void test_stream(void **state)
     assert_int_equal(as_http_stream_clients(f->http), 0);
 }
 
+/* ---- caps and the bearer token -------------------------------------------------------------- */
+
+/* A second server on the fixture's loop with opts; f->port points at it until s_other_end. */
+static as_http_t *s_other(fx_t *f, const as_http_opts_t *opts, int *saved_port)
+{
+    as_http_source_t src = {.ledger = f->ledger, .monitor = f->monitor, .metrics = f->metrics};
+    int err = 0;
+    as_http_t *h = as_http_new(&f->loop, "127.0.0.1:0", &src, opts, &err);
+    assert_non_null(h);
+    *saved_port = f->port;
+    f->port = as_http_port(h);
+    as_refusal_reset();
+    return h;
+}
+
+static void s_other_end(fx_t *f, as_http_t **h, int saved_port)
+{
+    as_http_destroy(h);
+    uv_run(&f->loop, UV_RUN_NOWAIT);
+    f->port = saved_port;
+}
+
+/* A connection from a given loopback address (127.0.0.0/8 are all this host's). */
+static int s_connect_from(fx_t *f, const char *src_ip)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in b = {.sin_family = AF_INET};
+    assert_int_equal(inet_pton(AF_INET, src_ip, &b.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&b, sizeof b), 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)f->port)};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&a, sizeof a), 0);
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    return fd;
+}
+
+/* Sends req on fd and reads the status of the answer (0: none within 3 s). Keeps fd open. */
+static int s_status_on(fx_t *f, int fd, const char *req, char *head, size_t cap)
+{
+    if (!s_send(f, fd, req, strlen(req)))
+        return 0;
+    char buf[4096];
+    size_t len = 0;
+    uint64_t until = s_ms() + 3000;
+    while (s_ms() < until && !memmem(buf, len, "\r\n\r\n", 4)) {
+        ssize_t n = recv(fd, buf + len, sizeof buf - len - 1, 0);
+        if (n > 0)
+            len += (size_t)n;
+        else if (n == 0)
+            break;
+        s_pump(f);
+    }
+    buf[len] = '\0';
+    if (head)
+        snprintf(head, cap, "%s", buf);
+    return len > 12 ? atoi(buf + 9) : 0;
+}
+
+static const char s_stream_req[] = "GET /api/stream HTTP/1.1\r\nHost: x\r\n\r\n";
+
+static void test_stream_caps(void **state)
+{
+    fx_t *f = *state;
+    as_http_opts_t o = {.header_timeout_ms = 2000,
+                        .max_connections = 32,
+                        .max_streams = 5,
+                        .max_streams_per_client = 3};
+    int saved;
+    as_http_t *h = s_other(f, &o, &saved);
+    int fds[8], n = 0;
+    char head[4096];
+    /* one address: three streams, the fourth refused with Retry-After */
+    for (int i = 0; i < 3; i++) {
+        fds[n] = s_connect_from(f, "127.0.0.2");
+        assert_int_equal(s_status_on(f, fds[n++], s_stream_req, NULL, 0), 200);
+    }
+    int extra = s_connect_from(f, "127.0.0.2");
+    assert_int_equal(s_status_on(f, extra, s_stream_req, head, sizeof head), 503);
+    assert_non_null(strcasestr(head, "Retry-After: "));
+    close(extra);
+    assert_int_equal(as_refusal_get(AS_REFUSE_HTTP_TOO_MANY), 1);
+    /* another address still gets one, until the global cap */
+    for (int i = 0; i < 2; i++) {
+        fds[n] = s_connect_from(f, "127.0.0.3");
+        assert_int_equal(s_status_on(f, fds[n++], s_stream_req, NULL, 0), 200);
+    }
+    assert_int_equal(as_http_stream_clients(h), 5);
+    extra = s_connect_from(f, "127.0.0.4");
+    assert_int_equal(s_status_on(f, extra, s_stream_req, head, sizeof head), 503);
+    assert_non_null(strcasestr(head, "Retry-After: "));
+    close(extra);
+    assert_int_equal(as_refusal_get(AS_REFUSE_HTTP_TOO_MANY), 2);
+    /* plain requests are served beside them */
+    resp_t r = s_get(f, "/api/status");
+    assert_int_equal(r.status, 200);
+    s_resp_free(&r);
+    /* a stream that ends frees its place */
+    close(fds[--n]);
+    uint64_t until = s_ms() + 2000;
+    while (as_http_stream_clients(h) != 4 && s_ms() < until)
+        s_pump(f);
+    fds[n] = s_connect_from(f, "127.0.0.4");
+    assert_int_equal(s_status_on(f, fds[n++], s_stream_req, NULL, 0), 200);
+    for (int i = 0; i < n; i++)
+        close(fds[i]);
+    s_other_end(f, &h, saved);
+}
+
+static void test_connection_cap_never_starves_requests(void **state)
+{
+    fx_t *f = *state;
+    as_http_opts_t o = {.header_timeout_ms = 5000, .max_connections = 16, .max_streams = 4};
+    int saved;
+    as_http_t *h = s_other(f, &o, &saved);
+    int streams[4], idle[24];
+    for (int i = 0; i < 4; i++) {
+        streams[i] = s_connect(f);
+        assert_int_equal(s_status_on(f, streams[i], s_stream_req, NULL, 0), 200);
+    }
+    /* connections that say nothing fill the rest, and more */
+    for (int i = 0; i < 24; i++) {
+        idle[i] = s_connect(f);
+        for (int k = 0; k < 5; k++)
+            s_pump(f);
+    }
+    assert_true(as_http_connections(h) <= 16 + 2);
+    /* a plain request still finds room (the oldest silent one makes it) */
+    for (int i = 0; i < 3; i++) {
+        uint64_t t0 = s_ms();
+        resp_t r = s_get(f, "/api/status");
+        assert_int_equal(r.status, 200);
+        assert_true(s_ms() - t0 < 1000);
+        s_resp_free(&r);
+    }
+    assert_true(as_refusal_get(AS_REFUSE_HTTP_TOO_MANY) >= 8);
+    assert_int_equal(as_http_stream_clients(h), 4); /* streams are never the ones closed */
+    for (int i = 0; i < 24; i++)
+        close(idle[i]);
+    for (int i = 0; i < 4; i++)
+        close(streams[i]);
+    s_other_end(f, &h, saved);
+}
+
+static void test_silent_and_trickling_connections_closed(void **state)
+{
+    fx_t *f = *state;
+    as_http_opts_t o = {.header_timeout_ms = 300};
+    int saved;
+    as_http_t *h = s_other(f, &o, &saved);
+    int silent = s_connect(f);
+    int trickle = s_connect(f);
+    const char *req = "GET /api/status HTTP/1.1\r\nHost: x\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa";
+    uint64_t t0 = s_ms();
+    bool silent_closed = false, trickle_closed = false;
+    size_t sent = 0;
+    uint64_t closed_at = 0;
+    while (s_ms() - t0 < 3000 && !(silent_closed && trickle_closed)) {
+        char buf[1024];
+        if (!trickle_closed && sent < strlen(req) && (s_ms() - t0) / 50 > sent) {
+            if (send(trickle, req + sent, 1, MSG_NOSIGNAL) == 1)
+                sent++;
+        }
+        ssize_t n = recv(silent, buf, sizeof buf, 0);
+        if (!silent_closed && (n == 0 || (n < 0 && errno != EAGAIN)))
+            silent_closed = true;
+        n = recv(trickle, buf, sizeof buf, 0);
+        if (!trickle_closed && (n == 0 || (n < 0 && errno != EAGAIN))) {
+            trickle_closed = true;
+            closed_at = s_ms() - t0;
+        }
+        s_pump(f);
+    }
+    assert_true(silent_closed);
+    assert_true(trickle_closed);
+    /* the deadline runs from the connection's start, not from each byte */
+    assert_true(closed_at < 1000);
+    assert_int_equal(as_refusal_get(AS_REFUSE_HTTP_TIMEOUT), 2);
+    close(silent);
+    close(trickle);
+    s_other_end(f, &h, saved);
+}
+
+#define TOKEN "s3cr3t-Token_0123456789"
+
+static void test_token(void **state)
+{
+    fx_t *f = *state;
+    as_http_opts_t o = {.token = TOKEN};
+    int saved;
+    as_http_t *h = s_other(f, &o, &saved);
+    char head[4096];
+    struct {
+        const char *req;
+        int want;
+    } cases[] = {
+        {"GET /api/status HTTP/1.1\r\nHost: x\r\n\r\n", 401},
+        {"GET /metrics HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer wrong-token-000000\r\n\r\n",
+         401},
+        {"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n", 401}, /* no path is told before the token */
+        {"GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Basic " TOKEN "\r\n\r\n", 401},
+        {"GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " TOKEN "x\r\n\r\n", 401},
+        {"GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " TOKEN
+         "\r\nAuthorization: Bearer " TOKEN "\r\n\r\n",
+         401},
+        {"GET /api/stream HTTP/1.1\r\nHost: x\r\n\r\n", 401},
+        {"GET /api/status?token=" TOKEN " HTTP/1.1\r\nHost: x\r\n\r\n", 401},
+        {"GET /api/status HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer " TOKEN "\r\n\r\n", 200},
+        {"GET /metrics HTTP/1.1\r\nHost: x\r\nauthorization:   bearer " TOKEN "  \r\n\r\n", 200},
+        {"GET /api/totals HTTP/1.1\r\nHost: x\r\nCookie: a=b; aidstat_token=" TOKEN "; c=d\r\n\r\n",
+         200},
+        {"GET /api/totals HTTP/1.1\r\nHost: x\r\nCookie: aidstat_token=nope\r\n\r\n", 401},
+    };
+    uint64_t refused = 0;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = s_connect(f);
+        int st = s_status_on(f, fd, cases[i].req, head, sizeof head);
+        if (st != cases[i].want)
+            fprintf(stderr, "case %zu: %s\n", i, head);
+        assert_int_equal(st, cases[i].want);
+        if (st == 401) {
+            assert_non_null(strcasestr(head, "WWW-Authenticate: Bearer"));
+            refused++;
+        }
+        assert_int_equal(as_refusal_get(AS_REFUSE_HTTP_UNAUTHORISED), refused);
+        close(fd);
+    }
+    assert_int_equal(as_refusal_get(AS_REFUSE_HTTP_NOT_FOUND), 0);
+    /* the dashboard asks for it, takes it once in its address and sets a strict cookie */
+    resp_t r = s_get(f, "/");
+    assert_int_equal(r.status, 401);
+    assert_non_null(strstr(r.body, "name=\"token\""));
+    s_resp_free(&r);
+    r = s_get(f, "/?token=wrong-token-0000000");
+    assert_int_equal(r.status, 401);
+    s_resp_free(&r);
+    r = s_get(f, "/?token=" TOKEN);
+    assert_int_equal(r.status, 303);
+    assert_non_null(strcasestr(r.head, "Location: /\r\n"));
+    assert_non_null(strcasestr(r.head, "Set-Cookie: aidstat_token=" TOKEN
+                                       "; Path=/; HttpOnly; SameSite=Strict\r\n"));
+    s_resp_free(&r);
+    int fd = s_connect(f);
+    assert_int_equal(
+        s_status_on(f, fd, "GET / HTTP/1.1\r\nHost: x\r\nCookie: aidstat_token=" TOKEN "\r\n\r\n",
+                    head, sizeof head),
+        200);
+    assert_non_null(strcasestr(head, "text/html"));
+    close(fd);
+    s_other_end(f, &h, saved);
+
+    /* a token with characters that do not belong in a header or cookie is refused */
+    int err = 0;
+    as_http_source_t src = {.ledger = f->ledger};
+    as_http_opts_t bad = {.token = "abc; Path=/evil\r\nX: y"};
+    assert_null(as_http_new(&f->loop, "127.0.0.1:0", &src, &bad, &err));
+    assert_int_equal(err, AS_E_INVALID);
+}
+
+static void test_token_file_and_loopback(void **state)
+{
+    fx_t *f = *state;
+    char path[128], tok[300], why[512];
+    snprintf(path, sizeof path, "%s/token", f->dir);
+    FILE *fp = fopen(path, "w");
+    assert_non_null(fp);
+    fputs(TOKEN "  \n# anything after the first line is ignored\n", fp);
+    fclose(fp);
+    chmod(path, 0644);
+    assert_int_equal(as_http_token_read(path, tok, sizeof tok, why, sizeof why), AS_E_AUTH);
+    assert_non_null(strstr(why, path));
+    assert_non_null(strstr(why, "0644"));
+    chmod(path, 0660);
+    assert_int_equal(as_http_token_read(path, tok, sizeof tok, why, sizeof why), AS_E_AUTH);
+    chmod(path, 0640);
+    assert_int_equal(as_http_token_read(path, tok, sizeof tok, why, sizeof why), 0);
+    assert_string_equal(tok, TOKEN);
+    chmod(path, 0600);
+    assert_int_equal(as_http_token_read(path, tok, sizeof tok, why, sizeof why), 0);
+    fp = fopen(path, "w");
+    fputs("short\n", fp);
+    fclose(fp);
+    assert_int_equal(as_http_token_read(path, tok, sizeof tok, why, sizeof why), AS_E_INVALID);
+    fp = fopen(path, "w");
+    fputs("with a space in the middle 0123456789\n", fp);
+    fclose(fp);
+    assert_int_equal(as_http_token_read(path, tok, sizeof tok, why, sizeof why), AS_E_INVALID);
+    snprintf(path, sizeof path, "%s/none", f->dir);
+    assert_int_equal(as_http_token_read(path, tok, sizeof tok, why, sizeof why), -ENOENT);
+    assert_int_equal(as_http_token_read(f->dir, tok, sizeof tok, why, sizeof why), AS_E_INVALID);
+
+    assert_int_equal(as_http_listen_is_loopback("127.0.0.1:7680"), 1);
+    assert_int_equal(as_http_listen_is_loopback("127.9.8.7:0"), 1);
+    assert_int_equal(as_http_listen_is_loopback("[::1]:7680"), 1);
+    assert_int_equal(as_http_listen_is_loopback("[::ffff:127.0.0.1]:7680"), 1);
+    assert_int_equal(as_http_listen_is_loopback("0.0.0.0:7680"), 0);
+    assert_int_equal(as_http_listen_is_loopback("10.1.2.3:7680"), 0);
+    assert_int_equal(as_http_listen_is_loopback("128.0.0.1:7680"), 0);
+    assert_int_equal(as_http_listen_is_loopback("[::]:7680"), 0);
+    assert_int_equal(as_http_listen_is_loopback("[::ffff:10.0.0.1]:7680"), 0);
+    assert_int_equal(as_http_listen_is_loopback("localhost:7680"), AS_E_INVALID);
+    assert_int_equal(as_http_listen_is_loopback("nonsense"), AS_E_INVALID);
+}
+
 static void test_bad_listen_address(void **state)
 {
     fx_t *f = *state;
@@ -718,6 +1024,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_metrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dashboard, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_requests, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_stream_caps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_connection_cap_never_starves_requests, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_silent_and_trickling_connections_closed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_token, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_token_file_and_loopback, setup, teardown),
         cmocka_unit_test_setup_teardown(test_huge_request_line_and_headers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_slow_client_gets_408, setup, teardown),
         cmocka_unit_test_setup_teardown(test_keep_alive_and_pipelining, setup, teardown),

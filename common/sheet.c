@@ -25,8 +25,9 @@
 #define WARN_MAX   64
 
 struct as_sheet_s {
-    int fd;     /* -1 when the file could not be opened */
-    int status; /* file-level error, final; 0 while readable */
+    int fd;      /* -1 when the file could not be opened */
+    bool own_fd; /* opened here (closed by destroy), not the caller's */
+    int status;  /* file-level error, final; 0 while readable */
     as_sheet_format_t format;
     as_sheet_encoding_t enc;
     iconv_t cd; /* GB18030 → UTF-8, (iconv_t)-1 until needed */
@@ -645,7 +646,7 @@ static int s_want(as_sheet_t *s, size_t n)
     return 1;
 }
 
-static int s_start(as_sheet_t *s, const char *path)
+static int s_open(as_sheet_t *s, const char *path)
 {
     char zh[160], en[160];
     if (strcmp(path, "-") == 0)
@@ -655,7 +656,14 @@ static int s_start(as_sheet_t *s, const char *path)
         snprintf(zh, sizeof zh, "无法打开文件：%s", strerror(e));
         snprintf(en, sizeof en, "cannot open the file: %s", strerror(e));
         return s_error(s, -e, path, zh, en);
-    }
+    } else
+        s->own_fd = true;
+    return 0;
+}
+
+/* Reads up to the first data row of the file open on s->fd; path only names it (extension). */
+static int s_start(as_sheet_t *s, const char *path)
+{
 #ifdef POSIX_FADV_SEQUENTIAL
     if (s->fd != STDIN_FILENO)
         posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -689,7 +697,7 @@ static int s_start(as_sheet_t *s, const char *path)
     return json ? 0 : s_csv_header(s);
 }
 
-as_sheet_t *as_sheet_open(const char *path, int *err)
+static as_sheet_t *s_open_common(int fd, const char *path, int *err)
 {
     as_sheet_t *s = calloc(1, sizeof *s);
     if (s && !(s->buf = malloc(BUF_INIT))) {
@@ -701,14 +709,26 @@ as_sheet_t *as_sheet_open(const char *path, int *err)
             *err = AS_E_NOMEM;
         return NULL;
     }
-    s->fd = -1;
+    s->fd = fd;
     s->cd = (iconv_t)-1;
     s->cap = BUF_INIT;
     s->line = 1;
-    int rc = s_start(s, path);
+    int rc = fd < 0 ? s_open(s, path) : 0;
+    if (rc == 0)
+        rc = s_start(s, path);
     if (err)
         *err = rc;
     return s;
+}
+
+as_sheet_t *as_sheet_open(const char *path, int *err)
+{
+    return s_open_common(-1, path, err);
+}
+
+as_sheet_t *as_sheet_open_fd(int fd, const char *name, int *err)
+{
+    return s_open_common(fd, name, err);
 }
 
 int as_sheet_next(as_sheet_t *s, as_row_t *row, size_t *rowno)
@@ -770,7 +790,7 @@ void as_sheet_destroy(as_sheet_t **self_p)
     as_sheet_t *s = self_p ? *self_p : NULL;
     if (!s)
         return;
-    if (s->fd > STDIN_FILENO)
+    if (s->own_fd)
         close(s->fd);
     if (s->cd != (iconv_t)-1)
         iconv_close(s->cd);
@@ -797,7 +817,7 @@ static int s_flush_warnings(as_sheet_t *s, const as_sheet_handler_t *h, size_t *
     return rc;
 }
 
-int as_sheet_read_events(const char *path, const as_validate_ctx_t *ctx,
+static int s_read_events(int fd, const char *path, const as_validate_ctx_t *ctx,
                          const as_sheet_handler_t *h, as_sheet_stats_t *st)
 {
     as_sheet_stats_t local = {0};
@@ -805,7 +825,7 @@ int as_sheet_read_events(const char *path, const as_validate_ctx_t *ctx,
         st = &local;
     memset(st, 0, sizeof *st);
     int err;
-    as_sheet_t *s = as_sheet_open(path, &err);
+    as_sheet_t *s = s_open_common(fd, path, &err);
     if (!s)
         return err;
     const char *base = strrchr(path, '/');
@@ -860,4 +880,16 @@ int as_sheet_read_events(const char *path, const as_validate_ctx_t *ctx,
     st->bytes = s->bytes;
     as_sheet_destroy(&s);
     return rc;
+}
+
+int as_sheet_read_events(const char *path, const as_validate_ctx_t *ctx,
+                         const as_sheet_handler_t *h, as_sheet_stats_t *st)
+{
+    return s_read_events(-1, path, ctx, h, st);
+}
+
+int as_sheet_read_events_fd(int fd, const char *name, const as_validate_ctx_t *ctx,
+                            const as_sheet_handler_t *h, as_sheet_stats_t *st)
+{
+    return s_read_events(fd, name, ctx, h, st);
 }

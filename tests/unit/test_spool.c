@@ -36,9 +36,9 @@ static uint64_t s_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int s_reader(void *arg, const char *path, const char *name, as_spool_result_t *r)
+static int s_reader(void *arg, int fd, const char *name, as_spool_result_t *r)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = fdopen(dup(fd), "r");
     if (!f)
         return -2;
     char line[256];

@@ -491,10 +491,9 @@ static void s_scan(as_spool_t *sp)
         if (s_ignored(de->d_name))
             continue;
         struct stat st;
-        if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
-            continue;
-        if (S_ISDIR(st.st_mode) && strcmp(de->d_name, "done") == 0)
-            continue;
+        if (strcmp(de->d_name, "done") == 0 ||
+            fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0)
+            continue; /* done/ is checked by s_check_done() */
         s_seen_t *s = s_find(sp, de->d_name);
         if (!s) {
             if (!(s = calloc(1, sizeof *s)))

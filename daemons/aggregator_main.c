@@ -3,6 +3,7 @@
 #include "aggregator.h"
 #include "config.h"
 #include "err.h"
+#include "keys.h"
 #include "log.h"
 #include "monitoring.h"
 #include "yearend.h"
@@ -181,6 +182,15 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (*o.curve_secret) { /* a secret others can read is refused before anything starts */
+        char pub[41], sec[41], why[1200];
+        int krc = as_keys_read_secret(o.curve_secret, pub, sec, why, sizeof why);
+        memset(sec, 0, sizeof sec);
+        if (krc) {
+            fprintf(stderr, "aidstat-aggregator: %s\n", why);
+            return 2;
+        }
+    }
     as_aggregator_opts_t ao = {
         .data_dir = o.data,
         .ingest = o.ingest,

@@ -2,6 +2,7 @@
 #include "collector.h"
 #include "config.h"
 #include "err.h"
+#include "keys.h"
 #include "log.h"
 #include "reader.h"
 
@@ -127,6 +128,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "aidstat-collector: --batch-size 1..10000, --window 1..1024, "
                         "--resend-ms >= 100\n");
         return 2;
+    }
+    if (*o.curve_secret) { /* a secret others can read is refused before anything starts */
+        char pub[41], sec[41], why[1200];
+        int krc = as_keys_read_secret(o.curve_secret, pub, sec, why, sizeof why);
+        memset(sec, 0, sizeof sec);
+        if (krc) {
+            fprintf(stderr, "aidstat-collector: %s\n", why);
+            return 2;
+        }
     }
     /* make sure DATA's parents exist (./var) */
     char mk[1100];

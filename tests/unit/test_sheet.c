@@ -4,6 +4,7 @@
 #include "sheet.h"
 #include "err.h"
 
+#include <fcntl.h>
 #include <iconv.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -605,6 +606,35 @@ static void test_read_events(void **state)
     assert_int_equal(c.file_errors, 1);
 }
 
+/* The fd API reads the file the descriptor holds, never the name again: the name swapped for a
+ * link to another file after the open changes nothing. */
+static void test_reads_the_descriptor_not_the_name(void **state)
+{
+    fx_t *f = *state;
+    char other[160];
+    snprintf(other, sizeof other, "%s",
+             s_writes(f, "other.csv",
+                      "county_code,org_credit_code,org_name,area,activity_date\n"
+                      "360730,X,OTHER,industry,2024-01-01\n"));
+    const char *p = s_writes(f, "mine.csv",
+                             "county_code,org_credit_code,org_name,area,activity_date\n"
+                             "360730,X,MINE,industry,2024-01-01\n");
+    int fd = open(p, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(symlink(other, p), 0);
+    int err;
+    as_sheet_t *s = as_sheet_open_fd(fd, "mine.csv", &err);
+    assert_int_equal(err, 0);
+    as_row_t r;
+    assert_int_equal(as_sheet_next(s, &r, NULL), 1);
+    assert_string_equal(s_cell(&r, AS_COL_ORG_NAME), "MINE");
+    as_sheet_destroy(&s);
+    assert_true(fcntl(fd, F_GETFD) >= 0); /* borrowed: still open */
+    close(fd);
+    unlink(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -622,6 +652,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ragged_rows, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ndjson, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_read_events, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_reads_the_descriptor_not_the_name, s_setup,
+                                        s_teardown),
     };
     return cmocka_run_group_tests_name("sheet", tests, NULL, NULL);
 }

@@ -57,8 +57,8 @@ static const as_cfg_entry_t s_table[] = {
     {"no-http", AS_CFG_BOOL, "false", "do not serve HTTP (nil reports are then not stored)",
      F(no_http)},
     {"curve-secret", AS_CFG_STR, "",
-     "the aggregator's key pair file (aidstat keygen); with "
-     "--authorized-keys: CURVE on the ingest",
+     "the aggregator's key pair file (aidstat keygen --out; mode 0600, else refused); "
+     "with --authorized-keys: CURVE on the ingest",
      F(curve_secret)},
     {"authorized-keys", AS_CFG_STR, "",
      "file of lines '<county> <z85 public key>', one per "

@@ -40,8 +40,8 @@ static const as_cfg_entry_t s_table[] = {
      "ipc://DATA/control.sock)",
      F(control)},
     {"curve-secret", AS_CFG_STR, "",
-     "file with this collector's CURVE key pair (aidstat keygen); "
-     "empty: plain",
+     "file with this collector's CURVE key pair (aidstat keygen --out; mode 0600, "
+     "else refused); empty: plain",
      F(curve_secret)},
     {"aggregator-key", AS_CFG_STR, "", "the aggregator's CURVE public key (Z85)",
      F(aggregator_key)},

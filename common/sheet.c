@@ -312,7 +312,7 @@ static int s_fill(as_sheet_t *s)
                     continue;
                 }
                 /* a non-ASCII byte: read the sample that decides, then decide once */
-                if (!s->eof && s->end - s->vpos < UTF8_CHECK)
+                if (!s->eof && s->end - s->vpos <= UTF8_CHECK) /* one byte more: ends there? */
                     continue;
                 size_t len = s->end - s->vpos < UTF8_CHECK ? s->end - s->vpos : UTF8_CHECK;
                 if (s_detect(s->buf + s->vpos, len, s->eof && len == s->end - s->vpos) ==

@@ -1,5 +1,6 @@
 /* report_doc: report tables and their CSV, JSON and HTML renderings. */
 #include "report_doc.h"
+#include "csvout.h"
 #include "err.h"
 
 #include <stdarg.h>
@@ -309,16 +310,15 @@ static int s_emit(as_archive_file_t **files, size_t *n, const char *prefix, cons
 
 /* ---- CSV ----------------------------------------------------------------------------------- */
 
+static void s_csv_put(void *arg, const char *p, size_t n)
+{
+    s_put(arg, p, n);
+}
+
+/* Text through the shared writer: quoted, and a formula neutralised (docs/report.md). */
 static void s_csv_text(s_buf_t *b, const char *s)
 {
-    if (!strpbrk(s, ",\"\r\n")) {
-        s_puts(b, s);
-        return;
-    }
-    s_puts(b, "\"");
-    for (; *s; s++)
-        s_put(b, *s == '"' ? "\"\"" : s, *s == '"' ? 2 : 1);
-    s_puts(b, "\"");
+    as_csv_text_put(s, s_csv_put, b);
 }
 
 static void s_csv(const as_doc_table_t *t, s_buf_t *b)
@@ -342,7 +342,7 @@ static void s_csv(const as_doc_table_t *t, s_buf_t *b)
             } else {
                 char num[40];
                 s_human(num, sizeof num, t->cols[c].kind, t->cells[i].v);
-                s_puts(b, num);
+                as_csv_num_put(num, s_csv_put, b); /* our own number: stays a number */
             }
         }
         s_puts(b, "\r\n");

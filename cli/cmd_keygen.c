@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -62,8 +63,22 @@ int as_cmd_keygen(int argc, char **argv)
              pub, sec);
     if (!o.out[0]) {
         fputs(text, stdout);
+        struct stat st; /* `aidstat keygen > FILE` makes FILE with the umask: say so */
+        if (fstat(STDOUT_FILENO, &st) == 0 && S_ISREG(st.st_mode) && (st.st_mode & 077))
+            fprintf(stderr,
+                    "aidstat keygen: warning: the secret key went to a file that group or others "
+                    "can read (mode %04o); the daemons refuse such a file: run chmod 600 on it, "
+                    "or use --out FILE (created 0600)\n",
+                    (unsigned)(st.st_mode & 07777));
     } else {
-        int fd = open(o.out, O_WRONLY | O_CREAT | O_EXCL, 0600);
+        /* exclusive, never through a link, 0600 whatever the umask */
+        int fd = open(o.out, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+        if (fd >= 0 && fchmod(fd, 0600) != 0) {
+            fprintf(stderr, "aidstat keygen: cannot make %s private: %s\n", o.out, strerror(errno));
+            close(fd);
+            unlink(o.out);
+            return 1;
+        }
         if (fd < 0) {
             fprintf(stderr, "aidstat keygen: cannot create %s: %s\n", o.out, strerror(errno));
             return 1;

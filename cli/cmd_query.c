@@ -1,6 +1,7 @@
 /* aidstat query: the provincial totals for a year, grouped by any dimension, as a table for
  * people (yuan, Chinese names), CSV or the JSON shape of DESIGN.md. */
 #include "config.h"
+#include "csvout.h"
 #include "err.h"
 #include "ledger.h"
 #include "measures_json.h"
@@ -143,19 +144,11 @@ static int s_print_table(uint32_t year, const char *by, const as_totals_row_t *r
     return 0;
 }
 
+/* Text cells (keys, names) through the shared writer: quoted, formulas neutralised; the
+ * measures are our own numbers and stay numbers (negative ones too). */
 static void s_csv_field(const char *s)
 {
-    if (!strpbrk(s, ",\"\r\n")) {
-        fputs(s, stdout);
-        return;
-    }
-    putchar('"');
-    for (; *s; s++) {
-        if (*s == '"')
-            putchar('"');
-        putchar(*s);
-    }
-    putchar('"');
+    as_csv_text(stdout, s);
 }
 
 static void s_csv_row(const char *key, const char *name, const as_measures_t *m)

@@ -3,6 +3,7 @@
 #include "err.h"
 #include "log.h"
 #include "outbox.h"
+#include "refusal.h"
 #include "zpoll.h"
 
 #include "aidstat/v1/event.pb-c.h"
@@ -40,19 +41,9 @@ static void s_on_taken(void *arg, const char *name, size_t events, size_t errors
         as_sender_kick(c->sender);
 }
 
-static void s_csv_field(FILE *f, const char *s)
-{
-    fputc('"', f);
-    for (; *s; s++) {
-        if (*s == '"')
-            fputc('"', f);
-        fputc(*s, f);
-    }
-    fputc('"', f);
-}
-
 /* An event the aggregator rejected is added to its file's errors list in done/, so that the
- * office finds every rejected row in one place. */
+ * office finds every rejected row in one place (written by the spool: relative to done/'s
+ * descriptor, never through a link, every cell neutralised). */
 static void s_on_reject(void *arg, uint8_t kind, const uint8_t *data, size_t len, uint8_t reject,
                         const char *reason)
 {
@@ -63,33 +54,15 @@ static void s_on_reject(void *arg, uint8_t kind, const uint8_t *data, size_t len
     if (!e)
         return;
     if (e->source_file && *e->source_file && !strchr(e->source_file, '/')) {
-        char path[4400];
-        snprintf(path, sizeof path, "%s/done/%s.errors.csv", c->spool_dir, e->source_file);
-        bool fresh = access(path, F_OK) != 0;
-        FILE *f = fopen(path, "a");
-        if (f) {
-            if (fresh)
-                fputs("\xEF\xBB\xBFrow,column,value,reason_zh,reason_en\r\n", f);
-            /* the aggregator's reason reads "中文 / English" */
-            const char *sep = strstr(reason, " / ");
-            /* the event id is the office's text: it may hold commas and quotes */
-            fprintf(f, "%u,,", e->source_row);
-            s_csv_field(f, e->event_id ? e->event_id : "");
-            fputc(',', f);
-            if (sep) {
-                char zh[512];
-                snprintf(zh, sizeof zh, "%.*s", (int)(sep - reason), reason);
-                s_csv_field(f, zh);
-                fputc(',', f);
-                s_csv_field(f, sep + 3);
-            } else {
-                s_csv_field(f, reason);
-                fputc(',', f);
-                s_csv_field(f, reason);
-            }
-            fputs("\r\n", f);
-            fclose(f);
-        }
+        /* the aggregator's reason reads "中文 / English" */
+        const char *sep = strstr(reason, " / ");
+        char zh[512];
+        snprintf(zh, sizeof zh, "%.*s", sep ? (int)(sep - reason) : (int)strlen(reason), reason);
+        int rc = as_spool_append_error(c->spool, e->source_file, e->source_row,
+                                       e->event_id ? e->event_id : "", zh, sep ? sep + 3 : reason);
+        if (rc)
+            AS_WARN("collector", "cannot add a rejected row to done/%s.errors.csv: %s",
+                    e->source_file, as_strerror(rc));
     }
     aidstat__v1__event__free_unpacked(e, NULL);
 }
@@ -119,7 +92,8 @@ static void s_submit(as_collector_t *c, const char *name, const zmq_msg_t *conte
     }
     char tmp[4400], dest[4400];
     snprintf(tmp, sizeof tmp, "%s/.submit-%d-%s.tmp", c->spool_dir, (int)getpid(), name);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    /* exclusive and never through a link: a planted name here is refused, not followed */
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
     if (fd < 0) {
         snprintf(out, outlen, "error cannot write into the spool: %s", strerror(errno));
         return;
@@ -139,7 +113,8 @@ static void s_submit(as_collector_t *c, const char *name, const zmq_msg_t *conte
     close(fd);
     /* a free name: the office may submit two files of the same name */
     snprintf(dest, sizeof dest, "%s/%s", c->spool_dir, name);
-    for (int i = 2; rc == 0 && access(dest, F_OK) == 0 && i < 10000; i++)
+    struct stat st; /* lstat: a link there counts as taken, it is never followed */
+    for (int i = 2; rc == 0 && lstat(dest, &st) == 0 && i < 10000; i++)
         snprintf(dest, sizeof dest, "%s/%d-%s", c->spool_dir, i, name);
     if (rc == 0 && rename(tmp, dest) != 0)
         rc = -errno;
@@ -218,10 +193,11 @@ static void s_on_control(void *sock, void *arg)
         as_sender_stats(c->sender, &st);
         snprintf(out, sizeof out,
                  "{\"county\":%u,\"backlog\":%llu,\"rejected\":%llu,\"connected\":%s,"
-                 "\"in_flight\":%zu,\"acknowledged\":%llu}",
+                 "\"in_flight\":%zu,\"acknowledged\":%llu,\"spool_refused\":%llu}",
                  c->county, (unsigned long long)as_outbox_backlog(c->ob),
                  (unsigned long long)as_outbox_rejected(c->ob), st.welcomed ? "true" : "false",
-                 st.in_flight, (unsigned long long)st.acked);
+                 st.in_flight, (unsigned long long)st.acked,
+                 (unsigned long long)as_refusal_get(AS_REFUSE_SPOOL_NOT_REGULAR));
     } else
         snprintf(out, sizeof out,
                  "error unknown request (submit NAME CONTENT | nil YYYY-MM | "

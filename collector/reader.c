@@ -55,14 +55,14 @@ static int s_on_warning(void *arg, size_t rowno, size_t line, const as_field_err
     return as_spool_result_add_error(rd->r, 0, e->column, e->value, e->reason_zh, e->reason_en);
 }
 
-int as_reader_read(void *arg, const char *path, const char *name, as_spool_result_t *r)
+int as_reader_read(void *arg, int fd, const char *name, as_spool_result_t *r)
 {
     const as_reader_ctx_t *ctx = arg;
     as_validate_ctx_t vctx = {.county = ctx->county, .today = as_today_cst()};
     s_read_t rd = {.r = r, .name = name};
     as_sheet_handler_t h = {s_on_event, s_on_error, s_on_warning, &rd};
     as_sheet_stats_t st;
-    int rc = as_sheet_read_events(path, &vctx, &h, &st);
+    int rc = as_sheet_read_events_fd(fd, name, &vctx, &h, &st);
     free(rd.buf);
     if (rc == 0)
         AS_INFO("reader", "%s: %llu rows, %llu valid, %llu rejected", name,

@@ -13,6 +13,6 @@ typedef struct {
 } as_reader_ctx_t;
 
 /* An as_spool_reader_fn (arg is an as_reader_ctx_t *): thread-safe, touches no loop. */
-int as_reader_read(void *arg, const char *path, const char *name, as_spool_result_t *r);
+int as_reader_read(void *arg, int fd, const char *name, as_spool_result_t *r);
 
 #endif

@@ -24,13 +24,14 @@ int as_spool_result_add(as_spool_result_t *r, const uint8_t *data, size_t len);
 int as_spool_result_add_error(as_spool_result_t *r, uint32_t row, const char *column,
                               const char *value, const char *reason_zh, const char *reason_en);
 
-/* Reads the file at path (its spool name is name) into r. Runs on a libuv worker thread, so it
- * must not touch the loop. Returns 0 — also when rows were rejected —; AS_E_PARSE or
- * AS_E_ENCODING when the file as a whole cannot be read (it is then taken with one file-level
- * error, so that it is not tried forever); any other error (e.g. -EACCES) means "try again at
- * the next scan". */
-typedef int (*as_spool_reader_fn)(void *arg, const char *path, const char *name,
-                                  as_spool_result_t *r);
+/* Reads the spool file open on fd (its spool name is name) into r. The spool opened it once,
+ * without following a link, and checked that it is a regular file; fd is at offset 0, borrowed
+ * (not closed by the reader), and the reader must read through it only — never reopen name.
+ * Runs on a libuv worker thread, so it must not touch the loop. Returns 0 — also when rows were
+ * rejected —; AS_E_PARSE or AS_E_ENCODING when the file as a whole cannot be read (it is then
+ * taken with one file-level error, so that it is not tried forever); any other error (e.g.
+ * -EIO) means "try again at the next scan". */
+typedef int (*as_spool_reader_fn)(void *arg, int fd, const char *name, as_spool_result_t *r);
 
 /* Called on the loop after a file was committed and moved (events = valid rows put into the
  * outbox, 0 when the same content had been taken before; errors = entries written to
@@ -45,7 +46,12 @@ typedef struct {
 } as_spool_opts_t;
 
 /* Starts watching dir (created if missing, with dir/done) on loop; files are read by reader and
- * committed to ob (borrowed). opts may be NULL. Returns NULL with *err set on failure. */
+ * committed to ob (borrowed). opts may be NULL. dir and dir/done are opened once as folders
+ * without following a link (O_DIRECTORY|O_NOFOLLOW) and every later access is relative to those
+ * descriptors; anything in the spool that is not a regular file (a link, folder, pipe, device) is
+ * refused — logged once, counted as AS_REFUSE_SPOOL_NOT_REGULAR, left where it is, never opened.
+ * Returns NULL with *err set on failure (-ELOOP or -ENOTDIR: dir or dir/done is a link or not a
+ * folder). */
 as_spool_t *as_spool_new(uv_loop_t *loop, const char *dir, as_outbox_t *ob,
                          as_spool_reader_fn reader, void *reader_arg, const as_spool_opts_t *opts,
                          int *err);
@@ -62,8 +68,22 @@ void as_spool_destroy(as_spool_t **self_p);
 /* Files taken so far in this run, and files waiting (seen, not yet taken). */
 uint64_t as_spool_taken(const as_spool_t *sp);
 
-/* Writes the errors of r as CSV (UTF-8 with BOM: row, column, value, reason_zh, reason_en) to
- * path, atomically (temporary name, then rename). Returns 0 or -errno. Exposed for tests. */
-int as_spool_write_errors(const as_spool_result_t *r, const char *path);
+/* Writes the errors of r as CSV (UTF-8 with BOM: row, column, value, reason_zh, reason_en; every
+ * text cell through common/csvout.h, so a formula is neutralised) as name in the folder dirfd,
+ * atomically: name.tmp is created with O_EXCL|O_NOFOLLOW (a leftover or planted name.tmp is
+ * unlinked first — the link itself, never what it points to), then renamed with renameat.
+ * Returns 0 or -errno. Exposed for tests. */
+int as_spool_write_errors(const as_spool_result_t *r, int dirfd, const char *name);
+
+/* Appends one line (row, "", value, reasons) to done/SOURCE_FILE.errors.csv, created with its
+ * header when new; opened relative to done/'s descriptor without following a link (a link there
+ * is refused and counted). source_file must be a plain name. Returns 0, AS_E_INVALID for a name
+ * that is not plain, or -errno. */
+int as_spool_append_error(as_spool_t *sp, const char *source_file, uint32_t row, const char *value,
+                          const char *reason_zh, const char *reason_en);
+
+/* Test hook: when set, called on the worker thread with the file's name just before the spool
+ * opens it (a test swaps the file for a link there, to show it is opened once, never followed). */
+extern void (*as_spool_before_open_hook)(const char *name);
 
 #endif

@@ -440,6 +440,8 @@ static void s_fault(s_row_t *row, int kind, const s_county_t *c, const s_county_
 
 /* ---- output --------------------------------------------------------------------------------- */
 
+/* Not common/csvout.h: this CSV is the collector's input (sample data, every cell made here,
+ * never a formula lead); a quote in front would become part of the value read back. */
 static void s_put_cell(FILE *out, const char *s)
 {
     if (!strpbrk(s, ",\"\r\n")) {

@@ -19,14 +19,15 @@
 #define BUF_INIT   (4u << 20) /* text buffer; grows for longer records */
 #define RAW_CHUNK  (1u << 20) /* GB18030 bytes converted at a time */
 #define MIN_FREE   (1u << 20) /* free room wanted before a read */
-#define UTF8_CHECK (4u << 20) /* UTF-8 text checked before the encoding is taken as settled */
+#define UTF8_CHECK (4u << 20) /* bytes from the first non-ASCII one that decide the encoding */
 #endif
 #define RECORD_MAX (64u << 20) /* a longer record is a broken file (an unbalanced quote) */
 #define WARN_MAX   64
 
 struct as_sheet_s {
-    int fd;     /* -1 when the file could not be opened */
-    int status; /* file-level error, final; 0 while readable */
+    int fd;      /* -1 when the file could not be opened */
+    bool own_fd; /* opened here (closed by destroy), not the caller's */
+    int status;  /* file-level error, final; 0 while readable */
     as_sheet_format_t format;
     as_sheet_encoding_t enc;
     iconv_t cd; /* GB18030 → UTF-8, (iconv_t)-1 until needed */
@@ -36,9 +37,8 @@ struct as_sheet_s {
     size_t cap, pos, vpos, end; /* [vpos, end): read, not yet checked (undecided tail) */
     bool eof;                   /* the source is exhausted */
     uint64_t bytes;             /* input bytes read */
-    uint64_t utf8_checked;      /* bytes of text checked since UTF-8 was decided */
+    bool bad_text;              /* the text holds invalid sequences: rows are checked */
     size_t line;                /* physical line of buf[pos] */
-    size_t utf8_bad_line;       /* line of the sequence that made the file GB18030, 0 if none */
     size_t row_line;            /* line where the last row started */
     size_t rowno;               /* data rows so far */
     int *colmap;                /* CSV: header index → as_column_t, or -1 */
@@ -68,11 +68,27 @@ static void s_copy(char *dst, size_t dstlen, const char *src, size_t n)
     dst[n] = 0;
 }
 
+static size_t s_utf8_prefix(const unsigned char *p, size_t n, bool *bad, bool *hi);
+
+/* Replaces each byte of an invalid UTF-8 sequence in the NUL-terminated t by '?'. */
+static void s_make_valid(char *t)
+{
+    size_t n = strlen(t), i = 0;
+    while (i < n) {
+        bool bad = false, hi = false;
+        i += s_utf8_prefix((const unsigned char *)t + i, n - i, &bad, &hi);
+        if (i < n)
+            t[i++] = '?';
+    }
+}
+
 static void s_note(as_field_error_t *e, const char *column, const char *value, size_t vlen,
                    const char *zh, const char *en)
 {
     s_copy(e->column, sizeof e->column, column, strlen(column));
     s_copy(e->value, sizeof e->value, value ? value : "", value ? vlen : 0);
+    s_make_valid(e->column);
+    s_make_valid(e->value); /* errors are shown and written out: always valid text */
     s_copy(e->reason_zh, sizeof e->reason_zh, zh, strlen(zh));
     s_copy(e->reason_en, sizeof e->reason_en, en, strlen(en));
 }
@@ -161,22 +177,71 @@ static size_t s_count_nl(const char *p, size_t n)
     return k;
 }
 
-static int s_encoding_error(as_sheet_t *s, size_t upto)
+/* Counts, in p[0..n) read as UTF-8, the valid non-ASCII characters (*ok) and the invalid
+ * sequences (a lead byte with the continuation bytes after it counts once); a character cut by
+ * the end counts as invalid only when the input ends there (at_eof). Returns the invalid. */
+static size_t s_utf8_bad_count(const unsigned char *p, size_t n, bool at_eof, size_t *ok)
 {
-    char zh[160], en[160];
-    size_t line = s->line + s_count_nl(s->buf + s->pos, upto - s->pos);
-    if (s->enc == AS_SHEET_UTF8) {
-        snprintf(zh, sizeof zh, "第%zu行附近编码混杂：文件前部为UTF-8，此处不是", line);
-        snprintf(en, sizeof en, "mixed encodings: UTF-8 before line %zu, something else there",
-                 line);
-    } else { /* both lines: a UTF-8 file with one stray byte fails GB18030 far earlier */
-        snprintf(zh, sizeof zh,
-                 "既不是UTF-8编码（第%zu行不是）也不是GB18030编码（第%zu行附近不是）",
-                 s->utf8_bad_line, line);
-        snprintf(en, sizeof en, "neither UTF-8 (line %zu is not) nor GB18030 (near line %zu)",
-                 s->utf8_bad_line, line);
+    size_t bad_n = 0, i = 0;
+    *ok = 0;
+    while (i < n) {
+        bool bad = false, hi = false;
+        size_t k = s_utf8_prefix(p + i, n - i, &bad, &hi);
+        for (size_t j = i; j < i + k; j++)
+            *ok += p[j] >= 0xC0; /* one lead byte per valid character */
+        i += k;
+        if (bad) {
+            bad_n++;
+            i++;
+            for (int c = 0; c < 3 && i < n && (p[i] & 0xC0) == 0x80; c++)
+                i++;
+        } else if (i < n) {
+            bad_n += at_eof;
+            break;
+        }
     }
-    return s_error(s, AS_E_ENCODING, NULL, zh, en);
+    return bad_n;
+}
+
+/* Invalid sequences in p[0..n) read as GB18030 (iconv, one byte skipped after each), or
+ * (size_t)-1 when there is no converter. */
+static size_t s_gb_bad_count(const char *p, size_t n, bool at_eof)
+{
+    iconv_t cd = iconv_open("UTF-8", "GB18030");
+    if (cd == (iconv_t)-1)
+        return (size_t)-1;
+    char out[4096];
+    char *in = (char *)p;
+    size_t inleft = n, bad_n = 0;
+    while (inleft) {
+        char *o = out;
+        size_t oleft = sizeof out;
+        if (iconv(cd, &in, &inleft, &o, &oleft) != (size_t)-1)
+            break;
+        if (errno == EILSEQ)
+            bad_n++, in++, inleft--;
+        else if (errno == EINVAL) {
+            bad_n += at_eof;
+            break;
+        } else if (errno != E2BIG)
+            break;
+    }
+    iconv_close(cd);
+    return bad_n;
+}
+
+/* The encoding of a file that is not all ASCII, decided once on text[0..n) (from its first
+ * non-ASCII byte, up to UTF8_CHECK bytes or its end): UTF-8, unless most of its non-ASCII
+ * sequences are not UTF-8 and GB18030 reads it with fewer invalid sequences. So a UTF-8 file
+ * with a stray byte stays UTF-8 (its bad rows are rejected one by one, never decoded as GB18030
+ * garbage), and a GB18030 file — whose text is rarely valid UTF-8 by chance — is GB18030. */
+static as_sheet_encoding_t s_detect(const char *text, size_t n, bool at_eof)
+{
+    size_t uok, ubad = s_utf8_bad_count((const unsigned char *)text, n, at_eof, &uok);
+    if (ubad == 0 || uok > ubad)
+        return AS_SHEET_UTF8;
+    size_t gbad = s_gb_bad_count(text, n, at_eof);
+    return gbad != (size_t)-1 && gbad < ubad ? AS_SHEET_GB18030 : AS_SHEET_UTF8;
 }
 
 static ssize_t s_read(as_sheet_t *s, char *p, size_t n)
@@ -235,41 +300,57 @@ static int s_fill(as_sheet_t *s)
                     return s_error(s, (int)n, NULL, "文件读取失败", strerror((int)-n));
                 s->end += (size_t)n;
             }
-            if (s->enc == AS_SHEET_UTF8 && s->utf8_checked >= UTF8_CHECK) {
-                /* settled: a stray invalid byte later is the validator's row-level error */
-                s->vpos = s->end;
-                if (s->vpos > before)
-                    return 1;
-                continue;
+            if (s->enc == AS_SHEET_ASCII) {
+                const char *b = s->buf + s->vpos;
+                size_t a = 0, n = s->end - s->vpos;
+                while (a < n && !((unsigned char)b[a] & 0x80))
+                    a++;
+                s->vpos += a;
+                if (s->vpos == s->end) {
+                    if (s->vpos > before)
+                        return 1;
+                    continue;
+                }
+                /* a non-ASCII byte: read the sample that decides, then decide once */
+                if (!s->eof && s->end - s->vpos <= UTF8_CHECK) /* one byte more: ends there? */
+                    continue;
+                size_t len = s->end - s->vpos < UTF8_CHECK ? s->end - s->vpos : UTF8_CHECK;
+                if (s_detect(s->buf + s->vpos, len, s->eof && len == s->end - s->vpos) ==
+                    AS_SHEET_UTF8) {
+                    s->enc = AS_SHEET_UTF8;
+                } else {
+                    s->cd = iconv_open("UTF-8", "GB18030");
+                    if (s->cd == (iconv_t)-1)
+                        return s_error(s, AS_E_ENCODING, NULL, "系统不支持GB18030转换",
+                                       "GB18030 conversion is not available");
+                    n = s->end - s->vpos;
+                    s->raw_cap = n > RAW_CHUNK ? n : RAW_CHUNK;
+                    if (!(s->raw = malloc(s->raw_cap)))
+                        return s_error(s, AS_E_NOMEM, NULL, "内存不足", "out of memory");
+                    memcpy(s->raw, s->buf + s->vpos, n);
+                    s->raw_len = n;
+                    s->end = s->vpos;
+                    s->enc = AS_SHEET_GB18030;
+                    continue;
+                }
             }
-            bool bad = false, hi = false;
-            size_t ok =
-                s_utf8_prefix((const unsigned char *)s->buf + s->vpos, s->end - s->vpos, &bad, &hi);
-            if (!bad && s->eof && s->vpos + ok < s->end)
-                bad = true; /* a character cut by the end of the file */
-            if (bad && s->enc == AS_SHEET_UTF8)
-                return s_encoding_error(s, s->vpos + ok);
-            if (bad) { /* ASCII so far: the rest is GB18030 */
-                s->utf8_bad_line = s->line + s_count_nl(s->buf + s->pos, s->vpos + ok - s->pos);
-                s->cd = iconv_open("UTF-8", "GB18030");
-                if (s->cd == (iconv_t)-1)
-                    return s_error(s, AS_E_ENCODING, NULL, "系统不支持GB18030转换",
-                                   "GB18030 conversion is not available");
-                size_t n = s->end - s->vpos;
-                s->raw_cap = n > RAW_CHUNK ? n : RAW_CHUNK;
-                if (!(s->raw = malloc(s->raw_cap)))
-                    return s_error(s, AS_E_NOMEM, NULL, "内存不足", "out of memory");
-                memcpy(s->raw, s->buf + s->vpos, n);
-                s->raw_len = n;
-                s->end = s->vpos;
-                s->enc = AS_SHEET_GB18030;
-                continue;
+            /* UTF-8: an invalid sequence stays in the text, and the row holding it is
+             * rejected (s_check_row); it never makes the whole file unreadable */
+            for (;;) {
+                bool bad = false, hi = false;
+                s->vpos += s_utf8_prefix((const unsigned char *)s->buf + s->vpos, s->end - s->vpos,
+                                         &bad, &hi);
+                if (bad) {
+                    s->vpos++;
+                    s->bad_text = true;
+                    continue;
+                }
+                if (s->vpos < s->end && s->eof) { /* a character cut by the end of the file */
+                    s->vpos = s->end;
+                    s->bad_text = true;
+                }
+                break;
             }
-            if (hi)
-                s->enc = AS_SHEET_UTF8;
-            if (s->enc == AS_SHEET_UTF8)
-                s->utf8_checked += ok;
-            s->vpos += ok;
         } else {
             if (!s->eof && s->raw_len < s->raw_cap) {
                 ssize_t n = s_read(s, s->raw + s->raw_len, s->raw_cap - s->raw_len);
@@ -281,13 +362,20 @@ static int s_fill(as_sheet_t *s)
                 return s->status;
             char *in = s->raw, *out = s->buf + s->end;
             size_t inleft = s->raw_len, outleft = s->cap - 1 - s->end;
-            size_t r = iconv(s->cd, &in, &inleft, &out, &outleft);
-            int e = errno;
-            s->end = (size_t)(out - s->buf);
-            if (r == (size_t)-1 && (e == EILSEQ || (e == EINVAL && s->eof))) {
-                s->vpos = s->end;
-                return s_encoding_error(s, s->end);
+            for (;;) {
+                size_t r = iconv(s->cd, &in, &inleft, &out, &outleft);
+                int e = errno;
+                if (r != (size_t)-1 || !outleft || !(e == EILSEQ || (e == EINVAL && s->eof)))
+                    break;
+                /* not GB18030: one byte becomes 0xFF, never valid UTF-8, so the row holding
+                 * it is rejected (s_check_row) and the rest of the file is read on */
+                *out++ = (char)0xFF;
+                outleft--;
+                in++;
+                inleft--;
+                s->bad_text = true;
             }
+            s->end = (size_t)(out - s->buf);
             memmove(s->raw, in, inleft);
             s->raw_len = inleft;
             s->vpos = s->end;
@@ -418,6 +506,29 @@ static long s_split(as_sheet_t *s, char *p, size_t len, bool quoted)
     }
 }
 
+static bool s_valid_utf8(const char *p, size_t n)
+{
+    bool bad = false, hi = false;
+    return s_utf8_prefix((const unsigned char *)p, n, &bad, &hi) == n;
+}
+
+/* A row with a sequence that is neither UTF-8 nor GB18030 (as the file was decided) in a column
+ * that is read is rejected by itself, naming the column; columns that are ignored do not count.
+ * Only files with such a sequence somewhere pay for the check. Returns 1 or AS_E_INVALID. */
+static int s_check_row(as_sheet_t *s, const as_row_t *row)
+{
+    if (!s->bad_text)
+        return 1;
+    for (int c = 0; c < AS_COL_COUNT; c++) {
+        if (row->cell[c] && !s_valid_utf8(row->cell[c], row->len[c])) {
+            s_note(&s->err, as_column_name_en(c), row->cell[c], row->len[c], "无效的字符编码",
+                   "invalid character encoding");
+            return AS_E_INVALID;
+        }
+    }
+    return 1;
+}
+
 static bool s_all_empty(const size_t *lens, size_t n)
 {
     for (size_t i = 0; i < n; i++)
@@ -531,7 +642,7 @@ static int s_csv_next(as_sheet_t *s, as_row_t *row)
             row->len[c] = s->lens[i];
         }
     }
-    return 1;
+    return s_check_row(s, row);
 }
 
 /* ---- NDJSON --------------------------------------------------------------------------------- */
@@ -566,6 +677,10 @@ static int s_json_next(as_sheet_t *s, as_row_t *row)
             continue;
         s->row_line = line;
         s->rowno++;
+        if (s->bad_text && !s_valid_utf8(start, len)) {
+            s_note(&s->err, "", NULL, 0, "无效的字符编码", "invalid character encoding");
+            return AS_E_INVALID;
+        }
         if (s->json)
             json_decref(s->json);
         json_error_t je;
@@ -645,7 +760,7 @@ static int s_want(as_sheet_t *s, size_t n)
     return 1;
 }
 
-static int s_start(as_sheet_t *s, const char *path)
+static int s_open(as_sheet_t *s, const char *path)
 {
     char zh[160], en[160];
     if (strcmp(path, "-") == 0)
@@ -655,7 +770,14 @@ static int s_start(as_sheet_t *s, const char *path)
         snprintf(zh, sizeof zh, "无法打开文件：%s", strerror(e));
         snprintf(en, sizeof en, "cannot open the file: %s", strerror(e));
         return s_error(s, -e, path, zh, en);
-    }
+    } else
+        s->own_fd = true;
+    return 0;
+}
+
+/* Reads up to the first data row of the file open on s->fd; path only names it (extension). */
+static int s_start(as_sheet_t *s, const char *path)
+{
 #ifdef POSIX_FADV_SEQUENTIAL
     if (s->fd != STDIN_FILENO)
         posix_fadvise(s->fd, 0, 0, POSIX_FADV_SEQUENTIAL);
@@ -689,7 +811,7 @@ static int s_start(as_sheet_t *s, const char *path)
     return json ? 0 : s_csv_header(s);
 }
 
-as_sheet_t *as_sheet_open(const char *path, int *err)
+static as_sheet_t *s_open_common(int fd, const char *path, int *err)
 {
     as_sheet_t *s = calloc(1, sizeof *s);
     if (s && !(s->buf = malloc(BUF_INIT))) {
@@ -701,14 +823,26 @@ as_sheet_t *as_sheet_open(const char *path, int *err)
             *err = AS_E_NOMEM;
         return NULL;
     }
-    s->fd = -1;
+    s->fd = fd;
     s->cd = (iconv_t)-1;
     s->cap = BUF_INIT;
     s->line = 1;
-    int rc = s_start(s, path);
+    int rc = fd < 0 ? s_open(s, path) : 0;
+    if (rc == 0)
+        rc = s_start(s, path);
     if (err)
         *err = rc;
     return s;
+}
+
+as_sheet_t *as_sheet_open(const char *path, int *err)
+{
+    return s_open_common(-1, path, err);
+}
+
+as_sheet_t *as_sheet_open_fd(int fd, const char *name, int *err)
+{
+    return s_open_common(fd, name, err);
 }
 
 int as_sheet_next(as_sheet_t *s, as_row_t *row, size_t *rowno)
@@ -770,7 +904,7 @@ void as_sheet_destroy(as_sheet_t **self_p)
     as_sheet_t *s = self_p ? *self_p : NULL;
     if (!s)
         return;
-    if (s->fd > STDIN_FILENO)
+    if (s->own_fd)
         close(s->fd);
     if (s->cd != (iconv_t)-1)
         iconv_close(s->cd);
@@ -797,7 +931,7 @@ static int s_flush_warnings(as_sheet_t *s, const as_sheet_handler_t *h, size_t *
     return rc;
 }
 
-int as_sheet_read_events(const char *path, const as_validate_ctx_t *ctx,
+static int s_read_events(int fd, const char *path, const as_validate_ctx_t *ctx,
                          const as_sheet_handler_t *h, as_sheet_stats_t *st)
 {
     as_sheet_stats_t local = {0};
@@ -805,7 +939,7 @@ int as_sheet_read_events(const char *path, const as_validate_ctx_t *ctx,
         st = &local;
     memset(st, 0, sizeof *st);
     int err;
-    as_sheet_t *s = as_sheet_open(path, &err);
+    as_sheet_t *s = s_open_common(fd, path, &err);
     if (!s)
         return err;
     const char *base = strrchr(path, '/');
@@ -860,4 +994,16 @@ int as_sheet_read_events(const char *path, const as_validate_ctx_t *ctx,
     st->bytes = s->bytes;
     as_sheet_destroy(&s);
     return rc;
+}
+
+int as_sheet_read_events(const char *path, const as_validate_ctx_t *ctx,
+                         const as_sheet_handler_t *h, as_sheet_stats_t *st)
+{
+    return s_read_events(-1, path, ctx, h, st);
+}
+
+int as_sheet_read_events_fd(int fd, const char *name, const as_validate_ctx_t *ctx,
+                            const as_sheet_handler_t *h, as_sheet_stats_t *st)
+{
+    return s_read_events(fd, name, ctx, h, st);
 }

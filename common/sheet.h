@@ -30,6 +30,11 @@ typedef enum {
  * be NULL. Unknown columns are not an error: see as_sheet_warnings(). */
 as_sheet_t *as_sheet_open(const char *path, int *err);
 
+/* The same for a file the caller has open on fd (at its start; borrowed: read through it only,
+ * never closed, and never reopened by name). name is only the file's name (its extension says
+ * NDJSON) and is not opened. */
+as_sheet_t *as_sheet_open_fd(int fd, const char *name, int *err);
+
 /* Reads the next data row into *row (cells borrowed from the sheet, NUL-terminated, valid until
  * the next call or destroy; absent columns are NULL). Empty lines and rows of empty cells are
  * skipped. *rowno receives the 1-based data row (1 = first row after the header) and may be NULL;
@@ -95,5 +100,10 @@ typedef struct {
  * a callback returned. st (may be NULL) receives the counts. Thread-safe: no shared state. */
 int as_sheet_read_events(const char *path, const as_validate_ctx_t *ctx,
                          const as_sheet_handler_t *h, as_sheet_stats_t *st);
+
+/* The same for a file open on fd (borrowed, as as_sheet_open_fd() takes it); name gives the
+ * events' source_file and the extension. */
+int as_sheet_read_events_fd(int fd, const char *name, const as_validate_ctx_t *ctx,
+                            const as_sheet_handler_t *h, as_sheet_stats_t *st);
 
 #endif

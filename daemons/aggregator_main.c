@@ -4,6 +4,7 @@
 #include "config.h"
 #include "dirlock.h"
 #include "err.h"
+#include "keys.h"
 #include "log.h"
 #include "monitoring.h"
 #include "yearend.h"
@@ -80,8 +81,8 @@ static const as_cfg_entry_t s_table[] = {
     {"no-http", AS_CFG_BOOL, "false", "do not serve HTTP (nil reports are then not stored)",
      F(no_http)},
     {"curve-secret", AS_CFG_STR, "",
-     "the aggregator's key pair file (aidstat keygen); with "
-     "--authorized-keys: CURVE on the ingest",
+     "the aggregator's key pair file (aidstat keygen --out; mode 0600, else refused); "
+     "with --authorized-keys: CURVE on the ingest",
      F(curve_secret)},
     {"authorized-keys", AS_CFG_STR, "",
      "file of lines '<county> <z85 public key>', one per "
@@ -207,6 +208,15 @@ int main(int argc, char **argv)
         return 2;
     }
 
+    if (*o.curve_secret) { /* a secret others can read is refused before anything starts */
+        char pub[41], sec[41], why[1200];
+        int krc = as_keys_read_secret(o.curve_secret, pub, sec, why, sizeof why);
+        memset(sec, 0, sizeof sec);
+        if (krc) {
+            fprintf(stderr, "aidstat-aggregator: %s\n", why);
+            return 2;
+        }
+    }
     /* HTTP beyond loopback only with a bearer token; then one owner per data folder: both
      * before anything is opened, so that a refused start changes nothing. */
     char http_token[300] = "";

@@ -3,6 +3,7 @@
 #include "config.h"
 #include "dirlock.h"
 #include "err.h"
+#include "keys.h"
 #include "log.h"
 #include "reader.h"
 
@@ -39,8 +40,8 @@ static const as_cfg_entry_t s_table[] = {
      "ipc://DATA/control.sock)",
      F(control)},
     {"curve-secret", AS_CFG_STR, "",
-     "file with this collector's CURVE key pair (aidstat keygen); "
-     "empty: plain",
+     "file with this collector's CURVE key pair (aidstat keygen --out; mode 0600, "
+     "else refused); empty: plain",
      F(curve_secret)},
     {"aggregator-key", AS_CFG_STR, "", "the aggregator's CURVE public key (Z85)",
      F(aggregator_key)},
@@ -129,6 +130,15 @@ int main(int argc, char **argv)
         fprintf(stderr, "aidstat-collector: --batch-size 1..10000, --window 1..1024, "
                         "--resend-ms >= 100\n");
         return 2;
+    }
+    if (*o.curve_secret) { /* a secret others can read is refused before anything starts */
+        char pub[41], sec[41], why[1200];
+        int krc = as_keys_read_secret(o.curve_secret, pub, sec, why, sizeof why);
+        memset(sec, 0, sizeof sec);
+        if (krc) {
+            fprintf(stderr, "aidstat-collector: %s\n", why);
+            return 2;
+        }
     }
     /* One owner per data folder, before anything in it is touched (the outbox, the control
      * socket a second collector would otherwise take over); made with its parents if missing. */

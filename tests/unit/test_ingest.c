@@ -27,6 +27,7 @@
 #include <sys/resource.h>
 #include <sys/utsname.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <uv.h>
 #include <zmq.h>
@@ -491,6 +492,7 @@ static void test_curve_county_from_key(void **state)
     k = fopen(keyfile, "w");
     fprintf(k, "public = %s\nsecret = %s\n", spub, ssec);
     fclose(k);
+    assert_int_equal(chmod(keyfile, 0600), 0); /* the aggregator refuses a secret others read */
     assert_int_equal(uv_loop_init(&f->loop), 0);
     f->zctx = zmq_ctx_new();
     int err = 0;

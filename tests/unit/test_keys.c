@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zmq.h>
 
@@ -55,6 +56,7 @@ static void s_write(fx_t *f, const char *fmt, ...)
     vfprintf(fp, fmt, ap);
     va_end(ap);
     fclose(fp);
+    assert_int_equal(chmod(f->path, 0600), 0); /* a secret's file is private */
 }
 
 /* A secret key whose text begins with c: the first 4 bytes are chosen so that the first Z85
@@ -205,9 +207,37 @@ static void test_is_z85(void **state)
     assert_false(as_keys_is_z85("0123456789abcdefghij\\lmnopqrstuvwxyzABCD"));
 }
 
+/* A secret file that group or others may read or write is refused, naming the file and the
+ * fix; so is one that is not a regular file. */
+static void test_secret_must_be_private(void **state)
+{
+    fx_t *f = *state;
+    s_write(f, "public = %s\nsecret = %s\n", f->pub, f->sec);
+    char pub[41], sec[41], why[600];
+    assert_int_equal(as_keys_read_secret(f->path, pub, sec, why, sizeof why), 0);
+    assert_string_equal(sec, f->sec);
+    static const mode_t bad[] = {0644, 0640, 0604, 0620, 0602, 0660};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        assert_int_equal(chmod(f->path, bad[i]), 0);
+        memset(sec, 0, sizeof sec);
+        assert_int_equal(as_keys_read_secret(f->path, pub, sec, why, sizeof why), AS_E_AUTH);
+        assert_non_null(strstr(why, f->path));
+        assert_non_null(strstr(why, "chmod 600"));
+        assert_int_equal(sec[0], 0); /* nothing read */
+        assert_int_equal(as_keys_read(f->path, pub, sec), AS_E_AUTH);
+    }
+    assert_int_equal(chmod(f->path, 0400), 0); /* read-only for its owner is fine */
+    assert_int_equal(as_keys_read(f->path, pub, sec), 0);
+    assert_int_equal(as_keys_read_secret(f->dir, pub, sec, why, sizeof why), AS_E_AUTH);
+    assert_non_null(strstr(why, "not a regular file"));
+    assert_int_equal(as_keys_read_secret("/nonexistent/k", pub, sec, why, sizeof why), -ENOENT);
+    assert_non_null(strstr(why, "/nonexistent/k"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_secret_must_be_private, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_keygen_format, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_zmq_certificate_secret_only, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_key_beginning_with_separator, s_setup, s_teardown),

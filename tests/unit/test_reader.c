@@ -285,12 +285,37 @@ static void test_unreadable_file_taken_once(void **state)
     assert_int_equal(f->taken_calls, 1);
 }
 
+/* A formula typed into a cell reaches errors.csv neutralised; a stray byte rejects its own row
+ * only, naming it and its column; the other rows are taken. */
+static void test_formula_and_stray_byte(void **state)
+{
+    fx_t *f = *state;
+    char csv[2048];
+    int len =
+        snprintf(csv, sizeof csv,
+                 "事件编号,县区代码,统一社会信用代码,组织名称,帮扶领域,活动日期,帮扶资金(元)\r\n"
+                 "B1,360730,%s,宁都县测试基金会,education,2026-02-03,=1+1\r\n"
+                 "B2,360730,%s,宁都县测试\xff基金会,education,2026-02-03,10\r\n"
+                 "B3,360730,%s,宁都县测试基金会,education,2026-02-03,10\r\n",
+                 f->code, f->code, f->code);
+    s_drop(f, "f.csv", csv, (size_t)len);
+    s_run_until_taken(f, 1);
+    assert_int_equal(f->last_events, 1);
+    char *errs = s_slurp(f->done, "f.csv.errors.csv");
+    assert_non_null(errs);
+    assert_non_null(strstr(errs, "\r\n1,funds_yuan,\"'=1+1\","));
+    assert_non_null(strstr(errs, "\r\n2,org_name,宁都县测试?基金会,无效的字符编码,"
+                                 "invalid character encoding\r\n"));
+    free(errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_csv_rows_and_errors, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ndjson, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_gb18030, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_formula_and_stray_byte, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_file_taken_once, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,6 +4,7 @@
 #include "sheet.h"
 #include "err.h"
 
+#include <fcntl.h>
 #include <iconv.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -179,42 +180,112 @@ static void test_gb18030_after_ascii(void **state)
     free(u), free(g);
 }
 
-/* A UTF-8 file with one stray GB18030 character is read as GB18030, which fails elsewhere
- * (here on line 2, at 县 before a comma): the error names the line that is not UTF-8 too. */
-static void test_not_an_encoding_names_the_utf8_line(void **state)
+/* Reads every row of p; the rows rejected for their encoding are listed in bad (their numbers,
+ * and the column of the first). Returns the number of good rows. */
+static size_t s_enc_rows(const char *p, as_sheet_encoding_t want, size_t *bad, size_t nbad,
+                         const char *col)
 {
+    int err;
+    as_sheet_t *s = as_sheet_open(p, &err);
+    assert_int_equal(err, 0);
+    as_row_t r;
+    size_t rowno, good = 0, k = 0;
+    int rc;
+    while ((rc = as_sheet_next(s, &r, &rowno)) != 0) {
+        if (rc == 1) {
+            good++;
+            continue;
+        }
+        assert_int_equal(rc, AS_E_INVALID);
+        assert_true(k < nbad);
+        assert_int_equal(rowno, bad[k]);
+        const as_field_error_t *e = as_sheet_last_error(s);
+        assert_string_equal(e->reason_en, "invalid character encoding");
+        assert_string_equal(e->reason_zh, "无效的字符编码");
+        if (k == 0)
+            assert_string_equal(e->column, col);
+        k++;
+    }
+    assert_int_equal(k, nbad);
+    assert_int_equal(as_sheet_encoding(s), want);
+    as_sheet_destroy(&s);
+    return good;
+}
+
+/* A UTF-8 file with one stray byte stays UTF-8: only the row holding it is rejected, naming
+ * the column, and every other row is read (never decoded as GB18030 garbage). */
+static void test_stray_byte_rejects_its_row_only(void **state)
+{
+#define H    "county_code,org_credit_code,org_name,area,activity_date\n"
+#define R(n) "360730,X," n ",industry,2024-01-01\n"
     fx_t *f = *state;
     const char *p =
-        s_writes(f, "stray.csv", "county_code,org_name\n360730,县\n360730,X\xD6\xD0Y\n");
+        s_writes(f, "stray.csv", H R("宁都县爱心协会") R("X\xFFY") R("瑞金市慈善会") R("\xE5\x8E"));
+    size_t bad2[] = {2, 4};
+    assert_int_equal(s_enc_rows(p, AS_SHEET_UTF8, bad2, 2, "org_name"), 2);
+    /* the stray byte before any other non-ASCII text */
+    p = s_writes(f, "stray2.csv", H R("\xC3(") R("宁都县爱心协会") R("瑞金市慈善会"));
+    size_t bad1[] = {1};
+    assert_int_equal(s_enc_rows(p, AS_SHEET_UTF8, bad1, 1, "org_name"), 2);
+    /* in county_code, with a Chinese header */
+    p = s_writes(
+        f, "bad.csv",
+        "县区代码,统一社会信用代码,组织名称,帮扶领域,活动日期\n"
+        "\xFF\xFF\xFF,1,宁都县,产业扶贫,2024-01-01\n360730,2,宁都县,产业扶贫,2024-01-01\n");
+    assert_int_equal(s_enc_rows(p, AS_SHEET_UTF8, bad1, 1, "county_code"), 1);
+    /* a column that is ignored does not count */
+    p = s_writes(f, "ign.csv",
+                 "county_code,org_credit_code,org_name,area,activity_date,whatever\n"
+                 "360730,X,宁都县,industry,2024-01-01,\xFF\n");
+    assert_int_equal(s_enc_rows(p, AS_SHEET_UTF8, NULL, 0, ""), 1);
+    /* NDJSON: the line holding it */
+    p = s_writes(f, "j.ndjson", "{\"org_name\":\"宁都县\"}\n{\"org_name\":\"X\xFF\"}\n{\"a\":1}\n");
+    size_t bad2b[] = {2};
+    assert_int_equal(s_enc_rows(p, AS_SHEET_UTF8, bad2b, 1, ""), 2);
+#undef H
+#undef R
+}
+
+/* A GB18030 file with one byte that is not GB18030: that row only, the rest decoded right. */
+static void test_gb18030_bad_byte_rejects_its_row_only(void **state)
+{
+    fx_t *f = *state;
+    const char *u = "county_code,org_credit_code,org_name,area,activity_date,note\n"
+                    "360730,X,宁都县爱心协会,产业扶贫,2024-01-01,中文备注\n"
+                    "360730,X,瑞金市慈善会,产业扶贫,2024-01-01,BAD\n"
+                    "360730,X,于都县扶贫协会,产业扶贫,2024-01-01,中文\n";
+    size_t glen;
+    char *g = s_to_gb18030(u, strlen(u), &glen);
+    char *m = memmem(g, glen, "BAD", 3);
+    assert_non_null(m);
+    m[1] = (char)0xFF; /* neither GB18030 nor UTF-8 */
+    m[2] = (char)0x80;
+    const char *p = s_write(f, "gb.csv", g, glen);
+    free(g);
+    size_t bad[] = {2};
+    assert_int_equal(s_enc_rows(p, AS_SHEET_GB18030, bad, 1, "note"), 2);
     int err;
     as_sheet_t *s = as_sheet_open(p, &err);
     as_row_t r;
-    int rc = err ? err : as_sheet_next(s, &r, NULL);
-    assert_int_equal(rc, AS_E_ENCODING);
-    assert_non_null(strstr(as_sheet_error(s), "UTF-8 (line 3 is not)"));
-    assert_non_null(strstr(as_sheet_error(s), "GB18030 (near line 2)"));
-    assert_non_null(strstr(as_sheet_last_error(s)->reason_zh, "第3行不是"));
+    assert_int_equal(as_sheet_next(s, &r, NULL), 1);
+    assert_string_equal(s_cell(&r, AS_COL_ORG_NAME), "宁都县爱心协会");
+    assert_int_equal(as_sheet_next(s, &r, NULL), AS_E_INVALID);
+    assert_string_equal(as_sheet_last_error(s)->value, "B??"); /* shown as valid text */
+    assert_int_equal(as_sheet_next(s, &r, NULL), 1);
+    assert_string_equal(s_cell(&r, AS_COL_ORG_NAME), "于都县扶贫协会");
     as_sheet_destroy(&s);
 }
 
+/* Excel's "Unicode text" is UTF-16: a file-level error that says so by name. */
 static void test_not_an_encoding(void **state)
 {
     fx_t *f = *state;
-    /* 0xFF is neither UTF-8 nor GB18030 */
-    const char *p = s_writes(f, "bad.csv", "县区代码,统一社会信用代码\n\xFF\xFF\xFF,1\n");
+    const char *p = s_write(f, "u16.csv",
+                            "\xFF\xFE"
+                            "a\0,\0b\0\n\0",
+                            10);
     int err;
     as_sheet_t *s = as_sheet_open(p, &err);
-    as_row_t r;
-    int rc = err ? err : as_sheet_next(s, &r, NULL);
-    assert_int_equal(rc, AS_E_ENCODING);
-    assert_non_null(strstr(as_sheet_error(s), "UTF-8"));
-    as_sheet_destroy(&s);
-    /* Excel's "Unicode text" is UTF-16: said so by name */
-    p = s_write(f, "u16.csv",
-                "\xFF\xFE"
-                "a\0,\0b\0\n\0",
-                10);
-    s = as_sheet_open(p, &err);
     assert_int_equal(err, AS_E_ENCODING);
     assert_non_null(strstr(as_sheet_error(s), "UTF-16"));
     as_sheet_destroy(&s);
@@ -535,13 +606,43 @@ static void test_read_events(void **state)
     assert_int_equal(c.file_errors, 1);
 }
 
+/* The fd API reads the file the descriptor holds, never the name again: the name swapped for a
+ * link to another file after the open changes nothing. */
+static void test_reads_the_descriptor_not_the_name(void **state)
+{
+    fx_t *f = *state;
+    char other[160];
+    snprintf(other, sizeof other, "%s",
+             s_writes(f, "other.csv",
+                      "county_code,org_credit_code,org_name,area,activity_date\n"
+                      "360730,X,OTHER,industry,2024-01-01\n"));
+    const char *p = s_writes(f, "mine.csv",
+                             "county_code,org_credit_code,org_name,area,activity_date\n"
+                             "360730,X,MINE,industry,2024-01-01\n");
+    int fd = open(p, O_RDONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(unlink(p), 0);
+    assert_int_equal(symlink(other, p), 0);
+    int err;
+    as_sheet_t *s = as_sheet_open_fd(fd, "mine.csv", &err);
+    assert_int_equal(err, 0);
+    as_row_t r;
+    assert_int_equal(as_sheet_next(s, &r, NULL), 1);
+    assert_string_equal(s_cell(&r, AS_COL_ORG_NAME), "MINE");
+    as_sheet_destroy(&s);
+    assert_true(fcntl(fd, F_GETFD) >= 0); /* borrowed: still open */
+    close(fd);
+    unlink(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_gb18030_same_rows, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_gb18030_after_ascii, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_not_an_encoding, s_setup, s_teardown),
-        cmocka_unit_test_setup_teardown(test_not_an_encoding_names_the_utf8_line, s_setup,
+        cmocka_unit_test_setup_teardown(test_stray_byte_rejects_its_row_only, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_gb18030_bad_byte_rejects_its_row_only, s_setup,
                                         s_teardown),
         cmocka_unit_test_setup_teardown(test_quoting, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_crlf_and_lf_same, s_setup, s_teardown),
@@ -551,6 +652,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_ragged_rows, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_ndjson, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_read_events, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_reads_the_descriptor_not_the_name, s_setup,
+                                        s_teardown),
     };
     return cmocka_run_group_tests_name("sheet", tests, NULL, NULL);
 }

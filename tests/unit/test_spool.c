@@ -10,12 +10,15 @@
 
 #include "err.h"
 #include "outbox.h"
+#include "refusal.h"
 #include "spool.h"
 
 #include <sodium.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,9 +39,9 @@ static uint64_t s_ms(void)
     return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
-static int s_reader(void *arg, const char *path, const char *name, as_spool_result_t *r)
+static int s_reader(void *arg, int fd, const char *name, as_spool_result_t *r)
 {
-    FILE *f = fopen(path, "r");
+    FILE *f = fdopen(dup(fd), "r");
     if (!f)
         return -2;
     char line[256];
@@ -257,6 +260,154 @@ static void test_unreadable_file_taken_with_error(void **state)
     free(errs);
 }
 
+/* ---- hostile spool: links, pipes, a swapped file -------------------------------------------- */
+
+static char s_swap_spool[128], s_swap_target[160];
+
+/* Between the scan (a regular file) and the open: the file becomes a link to one outside. */
+static void s_swap_hook(const char *name)
+{
+    char path[256];
+    snprintf(path, sizeof path, "%s/%s", s_swap_spool, name);
+    unlink(path);
+    assert_int_equal(symlink(s_swap_target, path), 0);
+}
+
+static void test_swapped_for_a_link_is_never_followed(void **state)
+{
+    fx_t *f = *state;
+    char outside[128];
+    snprintf(outside, sizeof outside, "%s/outside", f->dir);
+    s_write(outside, "secret.csv", "ok:stolen\n");
+    snprintf(s_swap_spool, sizeof s_swap_spool, "%s", f->spool);
+    snprintf(s_swap_target, sizeof s_swap_target, "%s/secret.csv", outside);
+    s_write(f->spool, "a.csv", "ok:1\n");
+    uint64_t before = as_refusal_get(AS_REFUSE_SPOOL_NOT_REGULAR);
+    as_spool_before_open_hook = s_swap_hook;
+    s_start(f);
+    s_run_for(f, 800);
+    as_spool_before_open_hook = NULL;
+    assert_int_equal(f->taken_calls, 0);
+    assert_int_equal(as_outbox_backlog(f->ob), 0); /* nothing read through the link */
+    assert_true(as_refusal_get(AS_REFUSE_SPOOL_NOT_REGULAR) > before);
+    struct stat st;
+    char path[256];
+    snprintf(path, sizeof path, "%s/a.csv", f->spool);
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISLNK(st.st_mode)); /* left where it is */
+    assert_true(s_exists(outside, "secret.csv"));
+    assert_false(s_exists(f->done, "a.csv"));
+    /* a regular file of that name again is taken as any other */
+    unlink(path);
+    s_write(f->spool, "a.csv", "ok:2\n");
+    s_run_until_taken(f, 1, 3000);
+    assert_int_equal(as_outbox_backlog(f->ob), 1);
+}
+
+static void test_links_and_pipes_refused(void **state)
+{
+    fx_t *f = *state;
+    char outside[128], path[256], target[256];
+    snprintf(outside, sizeof outside, "%s/outside", f->dir);
+    s_write(outside, "secret.csv", "ok:stolen\n");
+    s_write(f->spool, "honest.csv", "ok:1\n");
+    snprintf(target, sizeof target, "%s/secret.csv", outside);
+    snprintf(path, sizeof path, "%s/link.csv", f->spool);
+    assert_int_equal(symlink(target, path), 0);
+    snprintf(path, sizeof path, "%s/pipe.csv", f->spool);
+    assert_int_equal(mkfifo(path, 0640), 0);
+    uint64_t before = as_refusal_get(AS_REFUSE_SPOOL_NOT_REGULAR);
+    s_start(f);
+    s_run_until_taken(f, 1, 3000);
+    s_run_for(f, 500);
+    assert_int_equal(f->taken_calls, 1);
+    assert_int_equal(as_outbox_backlog(f->ob), 1);
+    assert_true(s_exists(f->done, "honest.csv"));
+    assert_int_equal(as_refusal_get(AS_REFUSE_SPOOL_NOT_REGULAR) - before, 2); /* once each */
+    assert_true(s_exists(f->spool, "pipe.csv"));
+    snprintf(path, sizeof path, "%s/link.csv", f->spool);
+    struct stat st;
+    assert_int_equal(lstat(path, &st), 0);
+    assert_true(S_ISLNK(st.st_mode));
+    assert_true(s_exists(outside, "secret.csv"));
+}
+
+static void test_planted_errors_tmp_link_not_followed(void **state)
+{
+    fx_t *f = *state;
+    char outside[128], path[256], target[256];
+    snprintf(outside, sizeof outside, "%s/outside", f->dir);
+    s_write(outside, "victim.txt", "precious\n");
+    mkdir(f->spool, 0750);
+    s_write(f->done, ".keep", "");
+    snprintf(target, sizeof target, "%s/victim.txt", outside);
+    snprintf(path, sizeof path, "%s/a.csv.errors.csv.tmp", f->done);
+    assert_int_equal(symlink(target, path), 0);
+    s_write(f->spool, "a.csv", "ok:1\nbad:=cmd|' /C calc'!A0\n");
+    s_start(f);
+    s_run_until_taken(f, 1, 3000);
+    char *v = s_slurp(outside, "victim.txt");
+    assert_string_equal(v, "precious\n");
+    free(v);
+    char *errs = s_slurp(f->done, "a.csv.errors.csv");
+    assert_non_null(errs);
+    assert_string_equal(errs, "\xEF\xBB\xBFrow,column,value,reason_zh,reason_en\r\n"
+                              "2,funds_yuan,bad:=cmd|' /C calc'!A0,\"金额无效, \"\"负数\"\"\","
+                              "invalid amount\r\n");
+    free(errs);
+    assert_false(s_exists(f->done, "a.csv.errors.csv.tmp"));
+}
+
+static void test_done_link_refused_at_start(void **state)
+{
+    fx_t *f = *state;
+    char outside[128];
+    snprintf(outside, sizeof outside, "%s/outside", f->dir);
+    s_write(outside, ".keep", "");
+    s_write(f->spool, "a.csv", "ok:1\n");
+    assert_int_equal(symlink(outside, f->done), 0);
+    as_spool_opts_t o = {.scan_ms = 100, .stable_ms = 150};
+    int err = 0;
+    assert_null(as_spool_new(&f->loop, f->spool, f->ob, s_reader, f, &o, &err));
+    assert_true(err == -ELOOP || err == -ENOTDIR);
+    assert_true(s_exists(f->spool, "a.csv"));
+    assert_false(s_exists(outside, "a.csv"));
+    /* the spool folder itself given as a link is refused the same way */
+    char alias[128];
+    snprintf(alias, sizeof alias, "%s/alias", f->dir);
+    assert_int_equal(symlink(f->spool, alias), 0);
+    assert_null(as_spool_new(&f->loop, alias, f->ob, s_reader, f, &o, &err));
+    assert_true(err == -ELOOP || err == -ENOTDIR);
+}
+
+static void test_done_swapped_while_running(void **state)
+{
+    fx_t *f = *state;
+    char outside[128], old[160];
+    snprintf(outside, sizeof outside, "%s/outside", f->dir);
+    s_write(outside, ".keep", "");
+    s_start(f);
+    s_run_for(f, 200);
+    snprintf(old, sizeof old, "%s/done.old", f->spool);
+    assert_int_equal(rename(f->done, old), 0);
+    assert_int_equal(symlink(outside, f->done), 0);
+    uint64_t before = as_refusal_get(AS_REFUSE_SPOOL_NOT_REGULAR);
+    s_write(f->spool, "b.csv", "ok:1\nbad:x\n");
+    s_run_until_taken(f, 1, 3000);
+    assert_int_equal(as_outbox_backlog(f->ob), 1);
+    assert_true(s_exists(old, "b.csv")); /* the folder opened at the start */
+    assert_true(s_exists(old, "b.csv.errors.csv"));
+    assert_false(s_exists(outside, "b.csv"));
+    assert_false(s_exists(outside, "b.csv.errors.csv"));
+    assert_true(as_refusal_get(AS_REFUSE_SPOOL_NOT_REGULAR) > before);
+    /* the aggregator's rejections are appended there too, never through a link */
+    assert_int_equal(as_spool_append_error(f->sp, "b.csv", 1, "@SUM(1+1)", "中", "en"), 0);
+    char *errs = s_slurp(old, "b.csv.errors.csv");
+    assert_non_null(strstr(errs, "1,,\"'@SUM(1+1)\",中,en\r\n"));
+    free(errs);
+    assert_false(s_exists(outside, "b.csv.errors.csv"));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -265,6 +416,13 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_same_content_twice, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_crash_between_commit_and_move, s_setup, s_teardown),
         cmocka_unit_test_setup_teardown(test_unreadable_file_taken_with_error, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_swapped_for_a_link_is_never_followed, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_links_and_pipes_refused, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_planted_errors_tmp_link_not_followed, s_setup,
+                                        s_teardown),
+        cmocka_unit_test_setup_teardown(test_done_link_refused_at_start, s_setup, s_teardown),
+        cmocka_unit_test_setup_teardown(test_done_swapped_while_running, s_setup, s_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
